@@ -1,0 +1,118 @@
+package resource
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	"github.com/weftmesh/weft/api/v1alpha1"
+)
+
+// Object is any resource Weft stores: Kubernetes-shaped metadata plus a
+// type.
+type Object interface {
+	metav1.Object
+	GetObjectKind() schema.ObjectKind
+}
+
+// Kind describes one resource kind.
+type Kind struct {
+	// Name is the kind as written in YAML (Service, HTTPRoute).
+	Name string
+	// Plural is the lower-case plural used in URLs and the CLI.
+	Plural string
+	// Short lists other names the CLI accepts (svc, route).
+	Short []string
+	// APIVersion is the group/version written by Weft.
+	APIVersion string
+	// New returns an empty object of the kind.
+	New func() Object
+	// validate checks a defaulted object of the kind.
+	validate func(Object) error
+	// setDefaults fills in defaults.
+	setDefaults func(Object)
+}
+
+var kinds = []*Kind{
+	{
+		Name:        "Service",
+		Plural:      "services",
+		Short:       []string{"service", "svc"},
+		APIVersion:  v1alpha1.APIVersion,
+		New:         func() Object { return &v1alpha1.Service{} },
+		validate:    func(o Object) error { return validateService(o.(*v1alpha1.Service)) },
+		setDefaults: func(o Object) { defaultService(o.(*v1alpha1.Service)) },
+	},
+	{
+		Name:        "HTTPRoute",
+		Plural:      "httproutes",
+		Short:       []string{"httproute", "route", "routes"},
+		APIVersion:  gatewayv1.GroupVersion.String(),
+		New:         func() Object { return &gatewayv1.HTTPRoute{} },
+		validate:    func(o Object) error { return validateHTTPRoute(o.(*gatewayv1.HTTPRoute)) },
+		setDefaults: func(o Object) { defaultHTTPRoute(o.(*gatewayv1.HTTPRoute)) },
+	},
+}
+
+// Kinds returns every kind Weft knows, in a stable order.
+func Kinds() []*Kind { return kinds }
+
+// LookupKind finds a kind by its name, plural or short name, ignoring case.
+func LookupKind(name string) (*Kind, error) {
+	n := strings.ToLower(name)
+	for _, k := range kinds {
+		if strings.ToLower(k.Name) == n || k.Plural == n {
+			return k, nil
+		}
+		for _, s := range k.Short {
+			if s == n {
+				return k, nil
+			}
+		}
+	}
+	var names []string
+	for _, k := range kinds {
+		names = append(names, k.Plural)
+	}
+	sort.Strings(names)
+	return nil, fmt.Errorf("unknown resource kind %q (known: %s)", name, strings.Join(names, ", "))
+}
+
+// KindOf returns the kind of a typed object.
+func KindOf(o Object) (*Kind, error) {
+	name := kindName(o)
+	for _, k := range kinds {
+		if k.Name == name {
+			return k, nil
+		}
+	}
+	return nil, fmt.Errorf("resource: unsupported object type %T", o)
+}
+
+// Key is the identity of a stored object.
+type Key struct {
+	Kind      string // Kind.Name
+	Namespace string
+	Name      string
+}
+
+func (k Key) String() string { return k.Kind + "/" + k.Namespace + "/" + k.Name }
+
+// KeyOf returns the object's key.
+func KeyOf(o Object) Key {
+	return Key{Kind: kindName(o), Namespace: o.GetNamespace(), Name: o.GetName()}
+}
+
+func kindName(o Object) string {
+	switch o.(type) {
+	case *v1alpha1.Service:
+		return "Service"
+	case *gatewayv1.HTTPRoute:
+		return "HTTPRoute"
+	}
+	return fmt.Sprintf("%T", o)
+}

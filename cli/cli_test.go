@@ -1,0 +1,92 @@
+package cli
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/weftmesh/weft/api/resource"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", name+".golden")
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test ./cli -update)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("output differs from %s (run go test ./cli -update and review):\n%s", path, got)
+	}
+}
+
+// TestGetOutput renders `weft get` for the demo's resources, as stored by
+// the control plane, in every output format.
+func TestGetOutput(t *testing.T) {
+	created := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
+	nowFunc = func() time.Time { return created.Add(90 * time.Minute) }
+	defer func() { nowFunc = time.Now }()
+	data, err := os.ReadFile("../demo/config/services.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	route, err := os.ReadFile("../demo/config/catalog-canary.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs, err := resource.DecodeYAML("demo", append(append(data, []byte("\n---\n")...), route...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	items := map[string][]json.RawMessage{}
+	for _, o := range objs {
+		o.SetCreationTimestamp(metaTime(created))
+		k, _ := resource.KindOf(o)
+		b, _ := json.Marshal(o)
+		items[k.Name] = append(items[k.Name], b)
+	}
+	for _, kind := range []string{"Service", "HTTPRoute"} {
+		k, _ := resource.LookupKind(kind)
+		for _, format := range []string{"table", "yaml", "json"} {
+			var out bytes.Buffer
+			if err := printObjects(&out, k, items[kind], format, false); err != nil {
+				t.Fatal(err)
+			}
+			golden(t, "get-"+k.Plural+"-"+format, out.Bytes())
+		}
+	}
+	var out bytes.Buffer
+	k, _ := resource.LookupKind("services")
+	if err := printObjects(&out, k, nil, "table", false); err != nil || out.String() != "No services found.\n" {
+		t.Fatalf("empty list: %q %v", out.String(), err)
+	}
+}
+
+func TestUnknownKind(t *testing.T) {
+	var out, errOut bytes.Buffer
+	code := Main([]string{"get", "pods"}, &out, &errOut)
+	if code != 1 || !bytes.Contains(errOut.Bytes(), []byte(`unknown resource kind "pods"`)) {
+		t.Fatalf("code %d, stderr %q", code, errOut.String())
+	}
+}
+
+func TestUnreachableControlPlane(t *testing.T) {
+	var out, errOut bytes.Buffer
+	code := Main([]string{"--server", "http://127.0.0.1:1", "get", "services"}, &out, &errOut)
+	if code != 1 || !bytes.Contains(errOut.Bytes(), []byte("cannot reach the control plane at http://127.0.0.1:1")) ||
+		!bytes.Contains(errOut.Bytes(), []byte("weft control")) {
+		t.Fatalf("code %d, stderr %q", code, errOut.String())
+	}
+}

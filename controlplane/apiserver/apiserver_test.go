@@ -1,0 +1,130 @@
+package apiserver_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/weftmesh/weft/controlplane/apiserver"
+	"github.com/weftmesh/weft/controlplane/model"
+	"github.com/weftmesh/weft/controlplane/store/bolt"
+	"github.com/weftmesh/weft/controlplane/xds"
+)
+
+type noWorkloads struct{}
+
+func (noWorkloads) List() []*model.Workload    { return nil }
+func (noWorkloads) Proxies() []xds.ProxyStatus { return nil }
+func (noWorkloads) Problems() []string         { return nil }
+
+func newServer(t *testing.T) (*httptest.Server, *bolt.Store) {
+	t.Helper()
+	st, err := bolt.Open(filepath.Join(t.TempDir(), "db"), bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	srv := httptest.NewServer(apiserver.New(apiserver.Options{Store: st, Workloads: noWorkloads{}, Proxies: noWorkloads{}}))
+	t.Cleanup(srv.Close)
+	return srv, st
+}
+
+func do(t *testing.T, method, url, body string) (int, map[string]any) {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, strings.NewReader(body))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var m map[string]any
+	_ = json.Unmarshal(b, &m)
+	return resp.StatusCode, m
+}
+
+const svc = `{"apiVersion":"weft.dev/v1alpha1","kind":"Service","metadata":{"name":"catalog","namespace":"shop"},"spec":{"selector":{"app":"catalog"},"ports":[{"port":80}]}}`
+
+func TestApplyLifecycle(t *testing.T) {
+	srv, _ := newServer(t)
+	url := srv.URL + "/v1/services/shop/catalog"
+	code, m := do(t, "PUT", url, svc)
+	if code != 201 || m["result"] != "created" {
+		t.Fatalf("create: %d %v", code, m)
+	}
+	obj := m["object"].(map[string]any)
+	md := obj["metadata"].(map[string]any)
+	if md["uid"] == "" || md["creationTimestamp"] == nil || md["generation"] != 1.0 || md["resourceVersion"] == "" {
+		t.Fatalf("server-owned metadata missing: %v", md)
+	}
+	spec := obj["spec"].(map[string]any)
+	if spec["ports"].([]any)[0].(map[string]any)["targetPort"] != 80.0 {
+		t.Fatalf("defaults not applied: %v", spec)
+	}
+	code, m = do(t, "PUT", url, svc)
+	if code != 200 || m["result"] != "unchanged" {
+		t.Fatalf("re-apply: %d %v", code, m)
+	}
+	code, m = do(t, "PUT", url, strings.Replace(svc, `"port":80`, `"port":81`, 1))
+	if code != 200 || m["result"] != "configured" {
+		t.Fatalf("update: %d %v", code, m)
+	}
+	md2 := m["object"].(map[string]any)["metadata"].(map[string]any)
+	if md2["generation"] != 2.0 || md2["uid"] != md["uid"] || md2["creationTimestamp"] != md["creationTimestamp"] {
+		t.Fatalf("update metadata: %v (was %v)", md2, md)
+	}
+	code, m = do(t, "GET", srv.URL+"/v1/services?namespace=shop", "")
+	if code != 200 || len(m["items"].([]any)) != 1 {
+		t.Fatalf("list: %d %v", code, m)
+	}
+	code, _ = do(t, "DELETE", url, "")
+	if code != 200 {
+		t.Fatalf("delete: %d", code)
+	}
+	code, _ = do(t, "GET", url, "")
+	if code != 404 {
+		t.Fatalf("get after delete: %d", code)
+	}
+	code, _ = do(t, "DELETE", url, "")
+	if code != 404 {
+		t.Fatalf("second delete: %d", code)
+	}
+}
+
+func TestApplyRefusesAndStoresNothing(t *testing.T) {
+	srv, st := newServer(t)
+	for _, tc := range []struct {
+		name, url, body string
+		code            int
+		want            string
+	}{
+		{"invalid", "/v1/services/shop/catalog", strings.Replace(svc, `"port":80`, `"port":0`, 1), 422, "spec.ports[0].port"},
+		{"unknown field", "/v1/services/shop/catalog", strings.Replace(svc, `"selector"`, `"selektor"`, 1), 400, "selektor"},
+		{"not json", "/v1/services/shop/catalog", "{", 400, "not a resource"},
+		{"url mismatch", "/v1/services/shop/other", svc, 400, "URL names"},
+		{"kind mismatch", "/v1/httproutes/shop/catalog", svc, 400, "URL names"},
+		{"unknown kind", "/v1/pods/shop/catalog", svc, 404, "unknown resource kind"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req, _ := http.NewRequest("PUT", srv.URL+tc.url, bytes.NewBufferString(tc.body))
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tc.code || !strings.Contains(string(b), tc.want) {
+				t.Fatalf("got %d %s, want %d containing %q", resp.StatusCode, b, tc.code, tc.want)
+			}
+		})
+	}
+	kvs, _, err := st.List(t.Context(), "/")
+	if err != nil || len(kvs) != 0 {
+		t.Fatalf("refused applies stored something: %v %v", kvs, err)
+	}
+}

@@ -1,0 +1,200 @@
+package model
+
+import (
+	"maps"
+	"sort"
+	"time"
+)
+
+// Service is a set of workloads chosen by labels, with ports.
+type Service struct {
+	Name      string
+	Namespace string
+	Selector  map[string]string
+	Ports     []ServicePort
+}
+
+// Host returns the Service's host name, NAME.NAMESPACE.
+func (s *Service) Host() string { return s.Name + "." + s.Namespace }
+
+// Port returns the port with the number, or nil.
+func (s *Service) Port(port uint32) *ServicePort {
+	for i := range s.Ports {
+		if s.Ports[i].Port == port {
+			return &s.Ports[i]
+		}
+	}
+	return nil
+}
+
+// Selects reports whether the workload's labels satisfy the selector. An
+// empty selector selects nothing.
+func (s *Service) Selects(w *Workload) bool {
+	if len(s.Selector) == 0 || w.Namespace != s.Namespace {
+		return false
+	}
+	for k, v := range s.Selector {
+		if w.Labels[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// ServicePort is one port of a Service.
+type ServicePort struct {
+	Name       string
+	Port       uint32
+	TargetPort uint32
+	Protocol   string
+}
+
+// PathMatchType is how a route compares the request path.
+type PathMatchType int
+
+const (
+	PathPrefix PathMatchType = iota + 1
+	PathExact
+	PathRegex
+)
+
+// StringMatch compares a header or query value: exactly or by RE2 regex.
+type StringMatch struct {
+	Name  string
+	Value string
+	Regex bool
+}
+
+// RouteMatch is one match of a route rule; all its conditions must hold.
+type RouteMatch struct {
+	PathType    PathMatchType
+	Path        string
+	Headers     []StringMatch
+	QueryParams []StringMatch
+	Method      string
+}
+
+// Backend is a weighted destination of a rule.
+type Backend struct {
+	Service   string
+	Namespace string
+	Port      uint32
+	Weight    uint32
+}
+
+// RouteRule is one rule: matches (empty: everything) and backends.
+type RouteRule struct {
+	Name     string
+	Matches  []RouteMatch
+	Backends []Backend
+	// Timeout is the request timeout; 0 means none set.
+	Timeout time.Duration
+}
+
+// ParentRef is a Service (and optionally one port) a route attaches to.
+type ParentRef struct {
+	Service   string
+	Namespace string
+	// Port is 0 for every port of the Service.
+	Port uint32
+	// SectionName names a port instead of Port.
+	SectionName string
+}
+
+// HTTPRoute is a compiled Gateway API HTTPRoute.
+type HTTPRoute struct {
+	Name      string
+	Namespace string
+	Created   time.Time
+	Parents   []ParentRef
+	Rules     []RouteRule
+}
+
+// InboundPort is one port a workload's proxy accepts mesh traffic on.
+type InboundPort struct {
+	// Port is the proxy's inbound listener port.
+	Port uint32 `json:"port"`
+	// AppPort is the application's port behind it.
+	AppPort  uint32 `json:"appPort"`
+	Protocol string `json:"protocol"`
+	// AppAddress is the IP the app listens on ("" means 127.0.0.1).
+	AppAddress string `json:"appAddress,omitempty"`
+}
+
+// Workload is one registered instance: a proxy and the app beside it.
+type Workload struct {
+	Name      string            `json:"name"`
+	Namespace string            `json:"namespace"`
+	Labels    map[string]string `json:"labels,omitempty"`
+	// Address is where other proxies reach the inbound ports.
+	Address string        `json:"address"`
+	Inbound []InboundPort `json:"inbound,omitempty"`
+	// Outbound is the proxy's outbound listener address ("" for none).
+	Outbound     string `json:"outbound,omitempty"`
+	ProxyVersion string `json:"proxyVersion,omitempty"`
+	// Connected is false while the workload's proxy is away but inside its
+	// grace period; its endpoints stay so a restart does not flap them.
+	Connected bool `json:"connected"`
+}
+
+// NodeID is the xDS node id of the workload's proxy.
+func (w *Workload) NodeID() string { return w.Name + "." + w.Namespace }
+
+// InboundFor returns the inbound port serving an app port, or nil.
+func (w *Workload) InboundFor(appPort uint32) *InboundPort {
+	for i := range w.Inbound {
+		if w.Inbound[i].AppPort == appPort {
+			return &w.Inbound[i]
+		}
+	}
+	return nil
+}
+
+// Clone returns a deep copy.
+func (w *Workload) Clone() *Workload {
+	c := *w
+	c.Labels = maps.Clone(w.Labels)
+	c.Inbound = append([]InboundPort(nil), w.Inbound...)
+	return &c
+}
+
+// State is everything configuration is generated from. Slices are sorted
+// (Services and routes by namespace/name, workloads by namespace/name) so
+// generation is deterministic.
+type State struct {
+	Services  []*Service
+	Routes    []*HTTPRoute
+	Workloads []*Workload
+}
+
+// Service returns the named Service, or nil.
+func (s *State) Service(namespace, name string) *Service {
+	i := sort.Search(len(s.Services), func(i int) bool {
+		sv := s.Services[i]
+		return sv.Namespace > namespace || (sv.Namespace == namespace && sv.Name >= name)
+	})
+	if i < len(s.Services) && s.Services[i].Namespace == namespace && s.Services[i].Name == name {
+		return s.Services[i]
+	}
+	return nil
+}
+
+// Sort puts the State's slices in their canonical order.
+func (s *State) Sort() {
+	sort.Slice(s.Services, func(i, j int) bool {
+		return less(s.Services[i].Namespace, s.Services[i].Name, s.Services[j].Namespace, s.Services[j].Name)
+	})
+	sort.Slice(s.Routes, func(i, j int) bool {
+		return less(s.Routes[i].Namespace, s.Routes[i].Name, s.Routes[j].Namespace, s.Routes[j].Name)
+	})
+	sort.Slice(s.Workloads, func(i, j int) bool {
+		return less(s.Workloads[i].Namespace, s.Workloads[i].Name, s.Workloads[j].Namespace, s.Workloads[j].Name)
+	})
+}
+
+func less(ns1, n1, ns2, n2 string) bool {
+	if ns1 != ns2 {
+		return ns1 < ns2
+	}
+	return n1 < n2
+}

@@ -1,0 +1,303 @@
+package xds
+
+import (
+	"context"
+	"encoding/hex"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"sync"
+	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	discoverygrpc "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
+	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/weftmesh/weft/controlplane/model"
+	"github.com/weftmesh/weft/controlplane/registry"
+	"github.com/weftmesh/weft/controlplane/xdsconfig"
+)
+
+// Defaults of the push debounce.
+const (
+	DefaultDebounce = 100 * time.Millisecond
+	DefaultMaxDelay = time.Second
+)
+
+// Options configure a Server.
+type Options struct {
+	Registry *registry.Registry
+	// Resources returns the current configuration objects' model (without
+	// workloads; the server adds them from the registry).
+	Resources func(ctx context.Context) (*model.State, error)
+	Debounce  time.Duration
+	MaxDelay  time.Duration
+	Logger    *slog.Logger
+}
+
+// ProxyStatus is what the server knows of one connected proxy.
+type ProxyStatus struct {
+	NodeID string `json:"node"`
+	// Versions pushed, per type URL.
+	Versions map[string]string `json:"versions"`
+	// Acked versions, per type URL.
+	Acked map[string]string `json:"acked"`
+	// LastNACK is the error of the last rejected push, if any.
+	LastNACK string `json:"lastNack,omitempty"`
+}
+
+// Server is the ADS server and pusher. It is safe for concurrent use.
+type Server struct {
+	opts    Options
+	cache   cachev3.SnapshotCache
+	ads     serverv3.Server
+	trigger chan struct{}
+
+	mu      sync.Mutex
+	streams map[int64]string // stream → node id
+	status  map[string]*ProxyStatus
+	pushed  map[string]bool
+	pushes  uint64
+	problem []string
+}
+
+// New builds a Server; call Run to start pushing and Register to serve.
+func New(ctx context.Context, opts Options) *Server {
+	if opts.Debounce <= 0 {
+		opts.Debounce = DefaultDebounce
+	}
+	if opts.MaxDelay <= 0 {
+		opts.MaxDelay = DefaultMaxDelay
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{
+		opts:    opts,
+		cache:   cachev3.NewSnapshotCache(true, cachev3.IDHash{}, nil),
+		trigger: make(chan struct{}, 1),
+		streams: map[int64]string{},
+		status:  map[string]*ProxyStatus{},
+		pushed:  map[string]bool{},
+	}
+	cb := serverv3.CallbackFuncs{
+		StreamRequestFunc: s.onRequest,
+		StreamClosedFunc:  s.onClosed,
+		StreamResponseFunc: func(_ context.Context, id int64, _ *discoveryv3.DiscoveryRequest, resp *discoveryv3.DiscoveryResponse) {
+			s.mu.Lock()
+			if st := s.status[s.streams[id]]; st != nil {
+				st.Versions[resp.GetTypeUrl()] = resp.GetVersionInfo()
+			}
+			s.mu.Unlock()
+		},
+	}
+	s.ads = serverv3.NewServer(ctx, s.cache, cb)
+	return s
+}
+
+// Register serves ADS on the gRPC server.
+func (s *Server) Register(g *grpc.Server) {
+	discoverygrpc.RegisterAggregatedDiscoveryServiceServer(g, s.ads)
+}
+
+// Trigger asks for a push; it never blocks.
+func (s *Server) Trigger() {
+	select {
+	case s.trigger <- struct{}{}:
+	default:
+	}
+}
+
+func (s *Server) onRequest(id int64, req *discoveryv3.DiscoveryRequest) error {
+	s.mu.Lock()
+	nodeID, known := s.streams[id]
+	s.mu.Unlock()
+	if !known {
+		w, err := WorkloadFromNode(req.GetNode())
+		if err != nil {
+			s.opts.Logger.Warn("refusing proxy", "stream", id, "error", err)
+			return err
+		}
+		nodeID = w.NodeID()
+		s.mu.Lock()
+		s.streams[id] = nodeID
+		if s.status[nodeID] == nil {
+			s.status[nodeID] = &ProxyStatus{NodeID: nodeID, Versions: map[string]string{}, Acked: map[string]string{}}
+		}
+		s.mu.Unlock()
+		if err := s.opts.Registry.Connect(context.Background(), id, w); err != nil {
+			return err
+		}
+	}
+	if req.GetResponseNonce() == "" {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.status[nodeID]
+	if st == nil {
+		return nil
+	}
+	if d := req.GetErrorDetail(); d != nil {
+		st.LastNACK = d.GetMessage()
+		s.opts.Logger.Warn("proxy rejected config (NACK)", "node", nodeID, "type", req.GetTypeUrl(), "error", d.GetMessage())
+	} else {
+		st.Acked[req.GetTypeUrl()] = req.GetVersionInfo()
+	}
+	return nil
+}
+
+func (s *Server) onClosed(id int64, _ *corev3.Node) {
+	s.mu.Lock()
+	nodeID, ok := s.streams[id]
+	delete(s.streams, id)
+	s.mu.Unlock()
+	if ok {
+		s.opts.Registry.Disconnect(id)
+		s.opts.Logger.Info("proxy stream closed", "node", nodeID, "stream", id)
+	}
+}
+
+// Run pushes configuration on every trigger until ctx ends.
+func (s *Server) Run(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.trigger:
+		}
+		// Debounce: wait for a quiet period, but no longer than MaxDelay.
+		deadline := time.NewTimer(s.opts.MaxDelay)
+		quiet := time.NewTimer(s.opts.Debounce)
+	wait:
+		for {
+			select {
+			case <-ctx.Done():
+				deadline.Stop()
+				quiet.Stop()
+				return
+			case <-s.trigger:
+				quiet.Reset(s.opts.Debounce)
+			case <-quiet.C:
+				break wait
+			case <-deadline.C:
+				break wait
+			}
+		}
+		deadline.Stop()
+		quiet.Stop()
+		if err := s.Push(ctx); err != nil {
+			s.opts.Logger.Error("push failed; proxies keep their last config", "error", err)
+		}
+	}
+}
+
+// Push builds and sets every connected proxy's snapshot now.
+func (s *Server) Push(ctx context.Context) error {
+	st, err := s.opts.Resources(ctx)
+	if err != nil {
+		return fmt.Errorf("xds: read configuration: %w", err)
+	}
+	st.Workloads = s.opts.Registry.List()
+	gen := xdsconfig.NewGeneration(st)
+	live := map[string]bool{}
+	for _, w := range st.Workloads {
+		if !w.Connected {
+			continue
+		}
+		snap, err := snapshot(gen.ForNode(w))
+		if err != nil {
+			s.opts.Logger.Error("inconsistent snapshot; node keeps its last config", "node", w.NodeID(), "error", err)
+			continue
+		}
+		if err := s.cache.SetSnapshot(ctx, w.NodeID(), snap); err != nil {
+			s.opts.Logger.Error("set snapshot", "node", w.NodeID(), "error", err)
+			continue
+		}
+		live[w.NodeID()] = true
+	}
+	s.mu.Lock()
+	for id := range s.pushed {
+		if !live[id] {
+			s.cache.ClearSnapshot(id)
+			delete(s.status, id)
+		}
+	}
+	s.pushed = live
+	s.pushes++
+	s.problem = gen.Problems()
+	s.mu.Unlock()
+	s.opts.Logger.Debug("pushed configuration", "proxies", len(live))
+	return nil
+}
+
+// Problems returns what the last push could not honour.
+func (s *Server) Problems() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.problem...)
+}
+
+// Proxies returns the status of every connected proxy.
+func (s *Server) Proxies() []ProxyStatus {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]ProxyStatus, 0, len(s.status))
+	for _, st := range s.status {
+		c := *st
+		c.Versions = copyMap(st.Versions)
+		c.Acked = copyMap(st.Acked)
+		out = append(out, c)
+	}
+	return out
+}
+
+func copyMap(m map[string]string) map[string]string {
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+// snapshot versions each type by a hash of its resources, so only changed
+// types are sent.
+func snapshot(res xdsconfig.Resources) (*cachev3.Snapshot, error) {
+	snap := &cachev3.Snapshot{}
+	for typ, items := range res {
+		v, err := hashResources(items)
+		if err != nil {
+			return nil, err
+		}
+		snap.Resources[cachev3.GetResponseType(typ)] = cachev3.NewResources(v, items)
+	}
+	for _, typ := range []resource.Type{resource.ListenerType, resource.RouteType, resource.ClusterType, resource.EndpointType} {
+		if _, ok := res[typ]; !ok {
+			snap.Resources[cachev3.GetResponseType(typ)] = cachev3.NewResources("empty", nil)
+		}
+	}
+	if err := snap.Consistent(); err != nil {
+		return nil, err
+	}
+	return snap, nil
+}
+
+func hashResources(items []types.Resource) (string, error) {
+	h := fnv.New64a()
+	opts := proto.MarshalOptions{Deterministic: true}
+	for _, r := range items {
+		b, err := opts.Marshal(r)
+		if err != nil {
+			return "", err
+		}
+		h.Write(b)
+		h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}

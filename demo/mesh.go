@@ -1,0 +1,540 @@
+package demo
+
+import (
+	"context"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/weftmesh/weft/proxy/stats"
+)
+
+//go:embed config/*.yaml
+var configFS embed.FS
+
+// Config returns the demo's resources as YAML documents, in apply order.
+func Config() ([]byte, error) {
+	var out []byte
+	for _, name := range []string{"config/services.yaml", "config/catalog-canary.yaml"} {
+		b, err := configFS.ReadFile(name)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, b...)
+		out = append(out, []byte("\n---\n")...)
+	}
+	return out, nil
+}
+
+// Options configure a demo run.
+type Options struct {
+	// Weft and Proxy are the binaries to run.
+	Weft, Proxy string
+	// For stops the demo after this long (0: until ctx ends).
+	For time.Duration
+	// Interval between traffic tables.
+	Interval time.Duration
+	// RPS is the load generator's request rate.
+	RPS int
+	// Apply applies the demo's configuration to the control plane API.
+	Apply func(ctx context.Context, api string) error
+	Out   io.Writer
+}
+
+// Addresses of the demo's hosts.
+const (
+	ipControl = "127.0.66.1"
+	namespace = "shop"
+)
+
+type member struct {
+	workload string
+	service  string
+	version  string
+	ip       string
+	calls    []string
+	work     time.Duration
+}
+
+var members = []member{
+	{workload: "loadgen", service: "loadgen", ip: "127.0.66.2", calls: []string{"web.shop"}},
+	{workload: "web-1", service: "web", version: "v1", ip: "127.0.66.3", calls: []string{"catalog.shop"}, work: time.Millisecond},
+	{workload: "catalog-v1-1", service: "catalog", version: "v1", ip: "127.0.66.4", calls: []string{"reviews.shop"}, work: time.Millisecond},
+	{workload: "catalog-v2-1", service: "catalog", version: "v2", ip: "127.0.66.5", calls: []string{"reviews.shop"}, work: 3 * time.Millisecond},
+	{workload: "reviews-1", service: "reviews", version: "v1", ip: "127.0.66.6", work: 500 * time.Microsecond},
+}
+
+// Summary is the outcome of a demo run.
+type Summary struct {
+	Requests uint64 `json:"requests"`
+	Success  uint64 `json:"success"`
+	Edges    []Row  `json:"edges"`
+}
+
+// Row is one line of the traffic table.
+type Row struct {
+	Source   string  `json:"source"`
+	Dest     string  `json:"destination"`
+	Version  string  `json:"version"`
+	Requests uint64  `json:"requests"`
+	Success  float64 `json:"successRate"`
+	RPS      float64 `json:"rps"`
+	P50      float64 `json:"p50ms"`
+	P99      float64 `json:"p99ms"`
+	Share    float64 `json:"share"`
+}
+
+type proc struct {
+	name string
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+// Run runs the demo until ctx ends or o.For passes, then stops every
+// process it started and returns the summary. It fails if no traffic
+// flowed.
+func Run(ctx context.Context, o Options) (*Summary, error) {
+	if o.Interval <= 0 {
+		o.Interval = 5 * time.Second
+	}
+	if o.RPS <= 0 {
+		o.RPS = 20
+	}
+	out := o.Out
+	if err := checkPorts(); err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "weft-demo-")
+	if err != nil {
+		return nil, err
+	}
+	api := ipControl + ":15080"
+	xdsAddr := ipControl + ":15010"
+	fmt.Fprintf(out, "Weft demo: a service mesh on this machine (namespace %s)\n", namespace)
+	fmt.Fprintf(out, "  control plane  API http://%s   xDS %s\n", api, xdsAddr)
+	fmt.Fprintf(out, "  use the CLI    export WEFT_SERVER=http://%s; weft get services; weft get workloads\n", api)
+	fmt.Fprintf(out, "  logs           %s/*.log\n\n", dir)
+
+	var procs []*proc
+	defer func() { stopAll(procs, out) }()
+	start := func(name string, args ...string) (*proc, error) {
+		p, err := startProc(dir, name, args)
+		if err != nil {
+			return nil, err
+		}
+		procs = append(procs, p)
+		return p, nil
+	}
+
+	t0 := time.Now()
+	fmt.Fprintf(out, "Starting the control plane ... ")
+	if _, err := start("control", o.Weft, "control", "--data-dir", filepath.Join(dir, "data"),
+		"--xds-addr", xdsAddr, "--api-addr", api, "--registration-grace", "5s"); err != nil {
+		return nil, err
+	}
+	if err := waitHTTP(ctx, "http://"+api+"/healthz", 20*time.Second); err != nil {
+		return nil, fmt.Errorf("control plane did not start (see %s/control.log): %w", dir, err)
+	}
+	fmt.Fprintf(out, "ready (%s)\n", since(t0))
+	if err := o.Apply(ctx, "http://"+api); err != nil {
+		return nil, fmt.Errorf("applying the demo config: %w", err)
+	}
+
+	for _, m := range members {
+		args := []string{"run",
+			"--control-plane", xdsAddr,
+			"--workload", m.workload, "--namespace", namespace,
+			"--label", "app=" + m.service,
+			"--address", m.ip, "--admin", m.ip + ":15000",
+			"--outbound", m.ip + ":15001",
+			"--log-format", "json",
+		}
+		if m.version != "" {
+			args = append(args, "--label", "version="+m.version)
+		}
+		for i, c := range m.calls {
+			args = append(args, "--upstream", fmt.Sprintf("%s=%s:%d", c, m.ip, 9001+i))
+		}
+		if m.workload != "loadgen" {
+			args = append(args, "--inbound", "15006:8080", "--app-address", m.ip, "--",
+				o.Weft, "demo-app", "--service", m.service, "--version", m.version,
+				"--listen", m.ip+":8080", "--work", m.work.String())
+			for _, c := range m.calls {
+				args = append(args, "--call", c)
+			}
+		}
+		fmt.Fprintf(out, "Starting %-13s %s %s with its sidecar on %s\n", m.workload, m.service, m.version, m.ip)
+		if _, err := start(m.workload, append([]string{o.Weft}, args...)...); err != nil {
+			return nil, err
+		}
+	}
+	for _, m := range members {
+		if err := waitHTTP(ctx, "http://"+m.ip+":15000/ready", 30*time.Second); err != nil {
+			return nil, fmt.Errorf("sidecar of %s not ready (see %s/%s.log): %w", m.workload, dir, m.workload, err)
+		}
+	}
+	fmt.Fprintf(out, "All %d sidecars ready (%s).\n", len(members), since(t0))
+
+	entry := "http://" + members[0].ip + ":9001/"
+	if err := warmUp(ctx, entry, 20*time.Second); err != nil {
+		return nil, fmt.Errorf("no request got through the mesh (see the logs in %s): %w", dir, err)
+	}
+	fmt.Fprintf(out, "Traffic flows. Sending %d req/s to web.shop through the load generator's sidecar; Ctrl-C stops.\n", o.RPS)
+
+	runCtx := ctx
+	if o.For > 0 {
+		var cancel context.CancelFunc
+		runCtx, cancel = context.WithTimeout(ctx, o.For)
+		defer cancel()
+	}
+	base := collect()
+	lg := startLoad(runCtx, entry, o.RPS)
+	tick := time.NewTicker(o.Interval)
+	defer tick.Stop()
+	prev := base
+	prevAt := time.Now()
+	begin := prevAt
+loop:
+	for {
+		select {
+		case <-runCtx.Done():
+			break loop
+		case <-tick.C:
+			cur := collect()
+			now := time.Now()
+			fmt.Fprintf(out, "\n[%s] traffic in the last %s, as the sidecars counted it\n", since(begin), now.Sub(prevAt).Round(time.Second))
+			printTable(out, rows(prev, cur, now.Sub(prevAt)))
+			prev, prevAt = cur, now
+		}
+	}
+	lg.wait()
+	final := collect()
+	sum := &Summary{Edges: rows(base, final, time.Since(begin))}
+	sum.Requests, sum.Success = lg.sent.Load(), lg.ok.Load()
+	fmt.Fprintf(out, "\nSummary after %s: the load generator sent %d requests, %d succeeded (%.1f%%)\n",
+		since(begin), sum.Requests, sum.Success, pct(sum.Success, sum.Requests))
+	printTable(out, sum.Edges)
+	printSplit(out, sum.Edges)
+	if sum.Success == 0 {
+		return sum, errors.New("no request succeeded through the mesh")
+	}
+	return sum, nil
+}
+
+func since(t time.Time) string { return time.Since(t).Round(100 * time.Millisecond).String() }
+
+func pct(a, b uint64) float64 {
+	if b == 0 {
+		return 0
+	}
+	return 100 * float64(a) / float64(b)
+}
+
+// checkPorts fails early when a demo address is taken.
+func checkPorts() error {
+	addrs := []string{ipControl + ":15010", ipControl + ":15080"}
+	for _, m := range members {
+		addrs = append(addrs, m.ip+":15000", m.ip+":15001", m.ip+":9001")
+		if m.workload != "loadgen" {
+			addrs = append(addrs, m.ip+":15006", m.ip+":8080")
+		}
+	}
+	for _, a := range addrs {
+		ln, err := net.Listen("tcp", a)
+		if err != nil {
+			return fmt.Errorf("address %s is taken (is another demo running?): %w", a, err)
+		}
+		ln.Close()
+	}
+	return nil
+}
+
+func startProc(dir, name string, argv []string) (*proc, error) {
+	logf, err := os.Create(filepath.Join(dir, name+".log"))
+	if err != nil {
+		return nil, err
+	}
+	p := &proc{name: name, done: make(chan struct{})}
+	started := make(chan error, 1)
+	go func() {
+		// Pdeathsig is tied to the starting thread: keep it alive.
+		runtime.LockOSThread()
+		cmd := exec.Command(argv[0], argv[1:]...)
+		cmd.Stdout, cmd.Stderr = logf, logf
+		// Own process group: Ctrl-C reaches only the demo, which stops
+		// the processes in order; they die with it if it is killed.
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+		if err := cmd.Start(); err != nil {
+			started <- fmt.Errorf("start %s: %w", name, err)
+			close(p.done)
+			logf.Close()
+			return
+		}
+		p.cmd = cmd
+		started <- nil
+		_ = cmd.Wait()
+		logf.Close()
+		close(p.done)
+	}()
+	if err := <-started; err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// stopAll stops the processes in reverse start order: SIGTERM to each
+// process group, then SIGKILL for any that do not exit in time.
+func stopAll(procs []*proc, out io.Writer) {
+	if len(procs) == 0 {
+		return
+	}
+	fmt.Fprintf(out, "\nStopping %d processes ... ", len(procs))
+	for i := len(procs) - 1; i >= 0; i-- {
+		p := procs[i]
+		if p.cmd != nil {
+			_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGTERM)
+		}
+		if i == 0 {
+			break
+		}
+	}
+	deadline := time.After(10 * time.Second)
+	for _, p := range procs {
+		select {
+		case <-p.done:
+		case <-deadline:
+			_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+			<-p.done
+		}
+	}
+	fmt.Fprintln(out, "done.")
+}
+
+func waitHTTP(ctx context.Context, url string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	c := &http.Client{Timeout: time.Second}
+	var last error
+	for time.Now().Before(deadline) {
+		resp, err := c.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+			err = fmt.Errorf("%s", resp.Status)
+		}
+		last = err
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("timed out after %s: %v", timeout, last)
+}
+
+func warmUp(ctx context.Context, url string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	c := &http.Client{Timeout: 2 * time.Second}
+	var last error
+	for time.Now().Before(deadline) {
+		resp, err := c.Get(url)
+		if err == nil {
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+			err = fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(body)))
+		}
+		last = err
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	return last
+}
+
+type load struct {
+	sent, ok atomic.Uint64
+	wg       sync.WaitGroup
+}
+
+func (l *load) wait() { l.wg.Wait() }
+
+// startLoad sends rps requests per second (open loop, bounded concurrency)
+// until ctx ends.
+func startLoad(ctx context.Context, url string, rps int) *load {
+	l := &load{}
+	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	sem := make(chan struct{}, 64)
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		t := time.NewTicker(time.Second / time.Duration(rps))
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			select {
+			case sem <- struct{}{}:
+			default:
+				continue // saturated: skip rather than queue
+			}
+			l.wg.Add(1)
+			go func() {
+				defer l.wg.Done()
+				defer func() { <-sem }()
+				l.sent.Add(1)
+				resp, err := c.Get(url)
+				if err != nil {
+					return
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode < 500 {
+					l.ok.Add(1)
+				}
+			}()
+		}
+	}()
+	return l
+}
+
+// sample is every proxy's outbound edges at one moment.
+type sample map[string][]stats.Edge // workload → edges
+
+func collect() sample {
+	s := sample{}
+	c := &http.Client{Timeout: 2 * time.Second}
+	for _, m := range members {
+		resp, err := c.Get("http://" + m.ip + ":15000/stats/edges")
+		if err != nil {
+			continue
+		}
+		var body struct {
+			Edges []stats.Edge `json:"edges"`
+		}
+		if json.NewDecoder(resp.Body).Decode(&body) == nil {
+			for _, e := range body.Edges {
+				if e.Direction == "outbound" {
+					s[m.workload] = append(s[m.workload], e)
+				}
+			}
+		}
+		resp.Body.Close()
+	}
+	return s
+}
+
+// rows turns the difference between two samples into table rows.
+func rows(prev, cur sample, window time.Duration) []Row {
+	var out []Row
+	totals := map[string]uint64{}
+	for src, edges := range cur {
+		for _, e := range edges {
+			var before stats.Edge
+			for _, p := range prev[src] {
+				if p.Service == e.Service && p.Version == e.Version {
+					before = p
+				}
+			}
+			n := e.Requests - before.Requests
+			if n == 0 {
+				continue
+			}
+			buckets := make([]uint64, len(e.Buckets))
+			for i := range buckets {
+				buckets[i] = e.Buckets[i]
+				if i < len(before.Buckets) {
+					buckets[i] -= before.Buckets[i]
+				}
+			}
+			src := strings.TrimSuffix(src, "-1")
+			out = append(out, Row{
+				Source: src, Dest: e.Service, Version: e.Version, Requests: n,
+				Success: pct(e.Success-before.Success, n),
+				RPS:     float64(n) / window.Seconds(),
+				P50:     stats.Quantile(buckets, 0.5),
+				P99:     stats.Quantile(buckets, 0.99),
+			})
+			totals[src+">"+e.Service] += n
+		}
+	}
+	for i := range out {
+		out[i].Share = pct(out[i].Requests, totals[out[i].Source+">"+out[i].Dest])
+	}
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		if a.Source != b.Source {
+			return order(a.Source) < order(b.Source)
+		}
+		if a.Dest != b.Dest {
+			return a.Dest < b.Dest
+		}
+		return a.Version < b.Version
+	})
+	return out
+}
+
+func order(src string) int {
+	for i, m := range members {
+		if strings.TrimSuffix(m.workload, "-1") == src {
+			return i
+		}
+	}
+	return len(members)
+}
+
+func printTable(w io.Writer, rows []Row) {
+	if len(rows) == 0 {
+		fmt.Fprintln(w, "  (no traffic)")
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "  SOURCE\tDESTINATION\tVERSION\tREQUESTS\tSUCCESS\tRPS\tP50\tP99\tSHARE")
+	for _, r := range rows {
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%d\t%.1f%%\t%.1f\t%.1fms\t%.1fms\t%.0f%%\n",
+			r.Source, r.Dest, dash(r.Version), r.Requests, r.Success, r.RPS, r.P50, r.P99, r.Share)
+	}
+	tw.Flush()
+}
+
+func printSplit(w io.Writer, rows []Row) {
+	var parts []string
+	for _, r := range rows {
+		if r.Dest == "catalog.shop" {
+			parts = append(parts, fmt.Sprintf("%s %.1f%%", r.Version, r.Share))
+		}
+	}
+	if len(parts) > 0 {
+		fmt.Fprintf(w, "Canary split of catalog.shop (route: v1 90 / v2 10): %s\n", strings.Join(parts, " / "))
+	}
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

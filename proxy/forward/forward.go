@@ -1,0 +1,305 @@
+// Package forward is the proxy's HTTP data path: for each request it reads
+// the current config snapshot once, finds the route (virtual host by
+// authority, then the first matching route), picks a cluster of the
+// route's weighted split and an endpoint of the cluster, and forwards the
+// request over a pooled upstream connection, streaming bodies both ways
+// with trailers intact (gRPC passes through).
+//
+// Errors map to status codes at this one boundary: no virtual host or
+// route 404, a cluster the route names but the config lacks 500 (the
+// Gateway API's answer for an invalid backend), no usable endpoint 503,
+// upstream connect failure 503, request timeout 504, other upstream
+// failures 502. Every such answer carries x-weft-error with the reason.
+//
+// A Forwarder is safe for concurrent use; its Handlers never block on
+// config changes.
+package forward
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/weftmesh/weft/proxy/snapshot"
+	"github.com/weftmesh/weft/proxy/stats"
+)
+
+// Direction of a listener's traffic.
+type Direction string
+
+const (
+	Outbound Direction = "outbound"
+	Inbound  Direction = "inbound"
+)
+
+// Options configure a Forwarder.
+type Options struct {
+	// Snapshot returns the current config; it must be cheap (an atomic load).
+	Snapshot func() *snapshot.Snapshot
+	Stats    *stats.Stats
+	Logger   *slog.Logger
+	// UpstreamIdleTimeout closes pooled upstream connections idle this
+	// long. Keep it below the upstream server's own keep-alive timeout so
+	// a pooled connection never races the server's close.
+	UpstreamIdleTimeout time.Duration
+}
+
+// Forwarder forwards requests per the current snapshot.
+type Forwarder struct {
+	opts  Options
+	h1    *httputil.ReverseProxy
+	h2    *httputil.ReverseProxy
+	h1t   *http.Transport
+	h2t   *http.Transport
+	bufs  sync.Pool
+	close sync.Once
+}
+
+type bufferPool struct{ p *sync.Pool }
+
+func (b bufferPool) Get() []byte  { return *(b.p.Get().(*[]byte)) }
+func (b bufferPool) Put(x []byte) { b.p.Put(&x) }
+
+// New returns a Forwarder with its upstream connection pools.
+func New(opts Options) *Forwarder {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Stats == nil {
+		opts.Stats = stats.New()
+	}
+	if opts.UpstreamIdleTimeout <= 0 {
+		opts.UpstreamIdleTimeout = 30 * time.Second
+	}
+	f := &Forwarder{opts: opts}
+	f.bufs.New = func() any { b := make([]byte, 32*1024); return &b }
+	dialer := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
+	f.h1t = &http.Transport{
+		DialContext:         dialer.DialContext,
+		MaxIdleConns:        1024,
+		MaxIdleConnsPerHost: 256,
+		IdleConnTimeout:     opts.UpstreamIdleTimeout,
+		DisableCompression:  true,
+		ForceAttemptHTTP2:   false,
+	}
+	f.h2t = &http.Transport{
+		DialContext:        dialer.DialContext,
+		IdleConnTimeout:    opts.UpstreamIdleTimeout,
+		DisableCompression: true,
+		Protocols:          new(http.Protocols),
+		HTTP2:              &http.HTTP2Config{SendPingTimeout: 15 * time.Second, PingTimeout: 10 * time.Second},
+	}
+	f.h2t.Protocols.SetUnencryptedHTTP2(true)
+	f.h1 = f.reverseProxy(f.h1t)
+	f.h2 = f.reverseProxy(f.h2t)
+	return f
+}
+
+// Close releases idle upstream connections.
+func (f *Forwarder) Close() {
+	f.close.Do(func() {
+		f.h1t.CloseIdleConnections()
+		f.h2t.CloseIdleConnections()
+	})
+}
+
+type ctxKey struct{}
+
+// reqInfo travels with a request through the reverse proxy.
+type reqInfo struct {
+	err string
+}
+
+func (f *Forwarder) reverseProxy(t http.RoundTripper) *httputil.ReverseProxy {
+	return &httputil.ReverseProxy{
+		Transport:  t,
+		BufferPool: bufferPool{&f.bufs},
+		// Keep the authority the client used: Out is a copy of In, and
+		// only its URL (scheme, endpoint) was changed by the handler.
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.Out.Host = pr.In.Host
+		},
+		// Flush as data arrives (gRPC streams, server-sent events).
+		FlushInterval: -1,
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			info, _ := r.Context().Value(ctxKey{}).(*reqInfo)
+			code, reason := classify(r.Context(), err)
+			if info != nil {
+				info.err = reason
+			}
+			f.opts.Logger.Debug("upstream error", "host", r.Host, "endpoint", r.URL.Host, "error", err)
+			fail(w, code, reason)
+		},
+	}
+}
+
+func classify(ctx context.Context, err error) (int, string) {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) || errors.Is(err, context.DeadlineExceeded) {
+		return http.StatusGatewayTimeout, "request timeout"
+	}
+	if errors.Is(err, context.Canceled) {
+		// The client went away; the status is for the logs only.
+		return 499, "client closed request"
+	}
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return http.StatusServiceUnavailable, "upstream connect error"
+	}
+	return http.StatusBadGateway, "upstream error"
+}
+
+func fail(w http.ResponseWriter, code int, reason string) {
+	h := w.Header()
+	h.Set("x-weft-error", reason)
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(code)
+	io.WriteString(w, "weft: "+reason+"\n")
+}
+
+// Handler returns the handler of one listener. hostOverride, when set,
+// replaces the request's authority before routing (local upstream ports).
+func (f *Forwarder) Handler(listener string, dir Direction, hostOverride string) http.Handler {
+	return &handler{f: f, listener: listener, dir: dir, host: hostOverride}
+}
+
+type handler struct {
+	f        *Forwarder
+	listener string
+	dir      Direction
+	host     string
+}
+
+// statusWriter records the status code; Unwrap keeps Flush and Hijack
+// reachable through http.ResponseController.
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.code == 0 {
+		w.code = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.code == 0 {
+		w.code = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func (w *statusWriter) Flush() {
+	if fl, ok := w.ResponseWriter.(http.Flusher); ok {
+		fl.Flush()
+	}
+}
+
+func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	if h.host != "" {
+		r.Host = h.host
+	}
+	snap := h.f.opts.Snapshot()
+	if snap == nil {
+		fail(w, http.StatusServiceUnavailable, "no configuration yet")
+		return
+	}
+	l := snap.Listeners[h.listener]
+	if l == nil {
+		fail(w, http.StatusServiceUnavailable, "listener "+h.listener+" not configured")
+		return
+	}
+	table := snap.RouteTable(l)
+	if table == nil {
+		fail(w, http.StatusServiceUnavailable, "routes "+l.RDS+" not received yet")
+		return
+	}
+	vh := table.VirtualHost(r.Host)
+	if vh == nil {
+		fail(w, http.StatusNotFound, "no route for host "+r.Host)
+		return
+	}
+	rt := vh.Match(r)
+	if rt == nil {
+		fail(w, http.StatusNotFound, "no route matched")
+		return
+	}
+	if rt.DirectStatus != 0 {
+		if rt.DirectBody != "" {
+			w.WriteHeader(rt.DirectStatus)
+			io.WriteString(w, rt.DirectBody)
+			return
+		}
+		fail(w, rt.DirectStatus, "route answers directly")
+		return
+	}
+	clusterName := rt.PickCluster()
+	// The edge is named for the service the client asked for (the
+	// virtual host); the endpoint's version says which one served.
+	service := vh.Name
+	if i := strings.LastIndexByte(service, ':'); i > 0 {
+		service = service[:i]
+	}
+	cluster := snap.Clusters[clusterName]
+	if cluster == nil {
+		fail(w, http.StatusInternalServerError, "backend "+clusterName+" does not exist")
+		h.record(service, "", http.StatusInternalServerError, start)
+		return
+	}
+	ep := cluster.Picker.Pick()
+	if ep == nil {
+		fail(w, http.StatusServiceUnavailable, "no healthy upstream for "+service)
+		h.record(service, "", http.StatusServiceUnavailable, start)
+		return
+	}
+
+	info := &reqInfo{}
+	ctx := context.WithValue(r.Context(), ctxKey{}, info)
+	if rt.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, rt.Timeout)
+		defer cancel()
+	}
+	out := r.WithContext(ctx)
+	u := *r.URL
+	u.Scheme = "http"
+	u.Host = ep.Address
+	out.URL = &u
+	if out.Header.Get("x-request-id") == "" {
+		out.Header.Set("x-request-id", requestID())
+	}
+	sw := &statusWriter{ResponseWriter: w}
+	if cluster.HTTP2 {
+		h.f.h2.ServeHTTP(sw, out)
+	} else {
+		h.f.h1.ServeHTTP(sw, out)
+	}
+	code := sw.code
+	if code == 0 {
+		code = http.StatusBadGateway
+	}
+	h.record(service, ep.Version, code, start)
+}
+
+func (h *handler) record(service, version string, code int, start time.Time) {
+	h.f.opts.Stats.Record(stats.EdgeKey{Direction: string(h.dir), Service: service, Version: version}, code, time.Since(start))
+}
+
+func requestID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}

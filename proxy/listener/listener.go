@@ -1,0 +1,186 @@
+// Package listener keeps the proxy's bound sockets across config changes.
+// Listeners are the state that must outlive a snapshot: reconciling a new
+// snapshot binds only listeners that are new (or moved), keeps the rest
+// untouched (their handlers read the current snapshot on every request), and
+// drains the ones that are gone. A Pool is safe for concurrent use.
+package listener
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/weftmesh/weft/proxy/snapshot"
+)
+
+// DrainTimeout bounds how long a removed listener waits for in-flight
+// requests.
+const DrainTimeout = 10 * time.Second
+
+// IdleTimeout closes idle downstream keep-alive connections. It is above
+// the 30 s idle timeout of the proxies' upstream pools, so a pooled
+// proxy-to-proxy connection is always closed by the client side first.
+const IdleTimeout = 60 * time.Second
+
+// Pool holds the bound listeners by name.
+type Pool struct {
+	logger *slog.Logger
+	mu     sync.Mutex
+	active map[string]*bound
+	closed bool
+}
+
+type bound struct {
+	name string
+	addr string
+	ln   net.Listener
+	srv  *http.Server
+}
+
+// NewPool returns an empty pool.
+func NewPool(logger *slog.Logger) *Pool {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &Pool{logger: logger, active: map[string]*bound{}}
+}
+
+// NewServer returns the HTTP server every listener uses: HTTP/1.1 and
+// HTTP/2 with prior knowledge (h2c) on the same port.
+func NewServer(h http.Handler) *http.Server {
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 30 * time.Second,
+		IdleTimeout:       IdleTimeout,
+		MaxHeaderBytes:    64 << 10,
+		Protocols:         new(http.Protocols),
+		ErrorLog:          nil,
+	}
+	srv.Protocols.SetHTTP1(true)
+	srv.Protocols.SetUnencryptedHTTP2(true)
+	return srv
+}
+
+// Reconcile makes the bound listeners those of the snapshot. handler
+// returns the handler of a listener. If a new listener cannot be bound,
+// nothing changes and the error says which (the caller NACKs).
+func (p *Pool) Reconcile(snap *snapshot.Snapshot, handler func(*snapshot.Listener) http.Handler) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return errors.New("listener: pool closed")
+	}
+	names := make([]string, 0, len(snap.Listeners))
+	for name := range snap.Listeners {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	var added []*bound
+	var moved []*bound
+	for _, name := range names {
+		l := snap.Listeners[name]
+		if l.TCPCluster != "" {
+			closeAll(added)
+			return fmt.Errorf("listener %q: TCP proxying is not supported by this proxy version", name)
+		}
+		if cur := p.active[name]; cur != nil && cur.addr == l.Address {
+			continue
+		}
+		b, err := p.bindMoving(name, l.Address, handler(l))
+		if err != nil {
+			closeAll(added)
+			return err
+		}
+		if cur := p.active[name]; cur != nil {
+			moved = append(moved, cur)
+		}
+		added = append(added, b)
+	}
+	for _, b := range added {
+		p.active[b.name] = b
+		go b.serve(p.logger)
+		p.logger.Info("listener bound", "listener", b.name, "address", b.ln.Addr().String())
+	}
+	for name, b := range p.active {
+		if _, ok := snap.Listeners[name]; !ok {
+			delete(p.active, name)
+			moved = append(moved, b)
+		}
+	}
+	for _, b := range moved {
+		p.logger.Info("listener draining", "listener", b.name, "address", b.addr)
+		go b.drain()
+	}
+	return nil
+}
+
+// bindMoving binds addr; if a listener of another name holds the same
+// address it cannot be taken over, which is an error.
+func (p *Pool) bindMoving(name, addr string, h http.Handler) (*bound, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listener %q: bind %s: %w", name, addr, err)
+	}
+	return &bound{name: name, addr: addr, ln: ln, srv: NewServer(h)}, nil
+}
+
+func (b *bound) serve(logger *slog.Logger) {
+	if err := b.srv.Serve(b.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		logger.Error("listener stopped", "listener", b.name, "error", err)
+	}
+}
+
+func (b *bound) drain() {
+	ctx, cancel := context.WithTimeout(context.Background(), DrainTimeout)
+	defer cancel()
+	if err := b.srv.Shutdown(ctx); err != nil {
+		b.srv.Close()
+	}
+}
+
+func closeAll(bs []*bound) {
+	for _, b := range bs {
+		b.ln.Close()
+	}
+}
+
+// Addrs returns the bound address of every listener, by name.
+func (p *Pool) Addrs() map[string]string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make(map[string]string, len(p.active))
+	for name, b := range p.active {
+		out[name] = b.ln.Addr().String()
+	}
+	return out
+}
+
+// Shutdown stops accepting on every listener and waits (until ctx ends) for
+// in-flight requests to finish.
+func (p *Pool) Shutdown(ctx context.Context) {
+	p.mu.Lock()
+	p.closed = true
+	all := make([]*bound, 0, len(p.active))
+	for _, b := range p.active {
+		all = append(all, b)
+	}
+	p.active = map[string]*bound{}
+	p.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, b := range all {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := b.srv.Shutdown(ctx); err != nil {
+				b.srv.Close()
+			}
+		}()
+	}
+	wg.Wait()
+}

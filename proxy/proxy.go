@@ -1,0 +1,398 @@
+// Package proxy wires Weft's sidecar together: the xDS client that keeps
+// the config current, the compiled snapshot swapped atomically on every
+// accepted update, the listener pool, the HTTP forwarder, the admin server
+// and (optionally) the supervised application.
+//
+// Startup: bind the admin and local upstream ports, connect to the control
+// plane, register the workload through the node metadata, and wait for the
+// first complete config (listeners, routes, clusters, endpoints). Only then
+// is the proxy ready and the app started. A lost control plane changes
+// nothing: the proxy keeps serving its last config and reconnects.
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/weftmesh/weft/api/xdsmeta"
+	"github.com/weftmesh/weft/proxy/admin"
+	"github.com/weftmesh/weft/proxy/balancer"
+	"github.com/weftmesh/weft/proxy/forward"
+	"github.com/weftmesh/weft/proxy/listener"
+	"github.com/weftmesh/weft/proxy/snapshot"
+	"github.com/weftmesh/weft/proxy/stats"
+	"github.com/weftmesh/weft/proxy/xdsclient"
+	"github.com/weftmesh/weft/proxy/xdsresource"
+)
+
+// Version is the proxy's build version.
+var Version = "dev"
+
+// Inbound is one port the proxy accepts mesh traffic on for an app port.
+type Inbound struct {
+	Port     uint32
+	AppPort  uint32
+	Protocol string
+	// AppAddress is the IP the app listens on ("" means 127.0.0.1).
+	AppAddress string
+}
+
+// Upstream is a local port that reaches one service: requests to Listen
+// are routed as if sent to Host.
+type Upstream struct {
+	Host   string
+	Listen string
+}
+
+// Options configure a Proxy.
+type Options struct {
+	ControlPlane string
+	Workload     string
+	Namespace    string
+	Labels       map[string]string
+	// Address is the IP other proxies reach the inbound ports on.
+	Address   string
+	Inbound   []Inbound
+	Outbound  string
+	Upstreams []Upstream
+	Admin     string
+	Logger    *slog.Logger
+}
+
+// Proxy is a running sidecar. Its methods are safe for concurrent use.
+type Proxy struct {
+	opts      Options
+	log       *slog.Logger
+	current   atomic.Pointer[snapshot.Snapshot]
+	pool      *balancer.Pool
+	listeners *listener.Pool
+	fwd       *forward.Forwarder
+	stats     *stats.Stats
+	client    *xdsclient.Client
+
+	// res is the accepted resources; only the xDS handler touches it.
+	res      snapshot.Resources
+	received map[string]bool
+
+	readyOnce sync.Once
+	ready     chan struct{}
+
+	adminLn     net.Listener
+	upstreamLns []net.Listener
+	servers     []*http.Server
+}
+
+// New validates the options and returns a proxy; Start binds its ports.
+func New(opts Options) (*Proxy, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	var errs []string
+	if opts.ControlPlane == "" {
+		errs = append(errs, "--control-plane is required (the control plane's xDS address, e.g. 127.0.0.1:15010)")
+	}
+	if opts.Workload == "" {
+		errs = append(errs, "--workload is required (this instance's name, unique in its namespace)")
+	}
+	if opts.Namespace == "" {
+		errs = append(errs, "--namespace is required")
+	}
+	if opts.Address != "" && net.ParseIP(opts.Address) == nil {
+		errs = append(errs, fmt.Sprintf("--address %q is not an IP address", opts.Address))
+	}
+	for _, in := range opts.Inbound {
+		if in.Port == 0 || in.AppPort == 0 || in.Port > 65535 || in.AppPort > 65535 {
+			errs = append(errs, "--inbound ports must be between 1 and 65535")
+		}
+	}
+	for _, u := range opts.Upstreams {
+		if u.Host == "" || u.Listen == "" {
+			errs = append(errs, "--upstream takes HOST[:PORT]=LISTEN_ADDR, e.g. catalog.shop=127.0.0.1:9001")
+		}
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("proxy: %s", strings.Join(errs, "; "))
+	}
+	p := &Proxy{
+		opts:      opts,
+		log:       opts.Logger,
+		pool:      balancer.NewPool(),
+		listeners: listener.NewPool(opts.Logger.With("component", "listener")),
+		stats:     stats.New(),
+		received:  map[string]bool{},
+		ready:     make(chan struct{}),
+		res: snapshot.Resources{
+			Listeners: map[string]*xdsresource.Listener{},
+			Routes:    map[string]*xdsresource.RouteConfiguration{},
+			Clusters:  map[string]*xdsresource.Cluster{},
+			Endpoints: map[string]*xdsresource.ClusterLoadAssignment{},
+			Versions:  map[string]string{},
+		},
+	}
+	p.fwd = forward.New(forward.Options{
+		Snapshot: p.current.Load,
+		Stats:    p.stats,
+		Logger:   opts.Logger.With("component", "forward"),
+	})
+	client, err := xdsclient.New(xdsclient.Options{
+		Server:  opts.ControlPlane,
+		Node:    p.node(),
+		Handler: p,
+		Logger:  opts.Logger.With("component", "xds"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("proxy: %w", err)
+	}
+	p.client = client
+	return p, nil
+}
+
+func (p *Proxy) node() xdsclient.Node {
+	labels := map[string]any{}
+	for k, v := range p.opts.Labels {
+		labels[k] = v
+	}
+	inbound := []any{}
+	for _, in := range p.opts.Inbound {
+		proto := in.Protocol
+		if proto == "" {
+			proto = xdsmeta.ProtocolHTTP
+		}
+		entry := map[string]any{
+			xdsmeta.InboundPort:     float64(in.Port),
+			xdsmeta.InboundAppPort:  float64(in.AppPort),
+			xdsmeta.InboundProtocol: proto,
+		}
+		if in.AppAddress != "" {
+			entry[xdsmeta.InboundAppAddress] = in.AppAddress
+		}
+		inbound = append(inbound, entry)
+	}
+	md := map[string]any{
+		xdsmeta.MetaWorkload:     p.opts.Workload,
+		xdsmeta.MetaNamespace:    p.opts.Namespace,
+		xdsmeta.MetaLabels:       labels,
+		xdsmeta.MetaAddress:      p.opts.Address,
+		xdsmeta.MetaInbound:      inbound,
+		xdsmeta.MetaOutbound:     p.opts.Outbound,
+		xdsmeta.MetaProxyVersion: Version,
+	}
+	return xdsclient.Node{
+		ID:               xdsmeta.NodeID(p.opts.Workload, p.opts.Namespace),
+		Cluster:          p.opts.Namespace,
+		Metadata:         md,
+		UserAgentVersion: Version,
+	}
+}
+
+// Ready is closed once the first complete config is applied.
+func (p *Proxy) Ready() <-chan struct{} { return p.ready }
+
+// Snapshot returns the current config (nil before the first).
+func (p *Proxy) Snapshot() *snapshot.Snapshot { return p.current.Load() }
+
+// Stats returns the proxy's traffic counters.
+func (p *Proxy) Stats() *stats.Stats { return p.stats }
+
+// AdminAddr returns the bound admin address ("" if none).
+func (p *Proxy) AdminAddr() string {
+	if p.adminLn == nil {
+		return ""
+	}
+	return p.adminLn.Addr().String()
+}
+
+// Start binds the admin and local upstream ports. It fails fast on a port
+// that is taken.
+func (p *Proxy) Start() error {
+	if p.opts.Admin != "" {
+		ln, err := net.Listen("tcp", p.opts.Admin)
+		if err != nil {
+			return fmt.Errorf("proxy: admin listener: %w", err)
+		}
+		p.adminLn = ln
+		srv := &http.Server{Handler: admin.New(admin.Options{
+			Ready:     p.isReady,
+			Snapshot:  p.current.Load,
+			Stats:     p.stats,
+			XDS:       func() any { return p.client.Status() },
+			Listeners: p.listeners.Addrs,
+		}), ReadHeaderTimeout: 10 * time.Second}
+		p.servers = append(p.servers, srv)
+		go srv.Serve(ln)
+	}
+	for _, u := range p.opts.Upstreams {
+		ln, err := net.Listen("tcp", u.Listen)
+		if err != nil {
+			p.closeListeners()
+			return fmt.Errorf("proxy: upstream %s: %w", u.Host, err)
+		}
+		p.upstreamLns = append(p.upstreamLns, ln)
+		srv := listener.NewServer(p.fwd.Handler(xdsmeta.OutboundListener, forward.Outbound, u.Host))
+		p.servers = append(p.servers, srv)
+		go srv.Serve(ln)
+		p.log.Info("upstream port bound", "host", u.Host, "address", ln.Addr().String())
+	}
+	return nil
+}
+
+func (p *Proxy) closeListeners() {
+	for _, ln := range p.upstreamLns {
+		ln.Close()
+	}
+	if p.adminLn != nil {
+		p.adminLn.Close()
+	}
+}
+
+func (p *Proxy) isReady() bool {
+	select {
+	case <-p.ready:
+		return true
+	default:
+		return false
+	}
+}
+
+// Run keeps the proxy connected to the control plane until ctx ends, then
+// drains: listeners stop accepting and in-flight requests get up to
+// drainTimeout to finish.
+func (p *Proxy) Run(ctx context.Context, drainTimeout time.Duration) error {
+	p.client.Subscribe(xdsresource.ClusterType, nil)
+	p.client.Subscribe(xdsresource.ListenerType, nil)
+	err := p.client.Run(ctx)
+	if errors.Is(err, context.Canceled) {
+		err = nil
+	}
+	p.Shutdown(drainTimeout)
+	return err
+}
+
+// Shutdown stops every listener, waiting up to timeout for requests in
+// flight.
+func (p *Proxy) Shutdown(timeout time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	p.listeners.Shutdown(ctx)
+	for _, s := range p.servers {
+		if err := s.Shutdown(ctx); err != nil {
+			s.Close()
+		}
+	}
+	p.fwd.Close()
+}
+
+// OnResources implements xdsclient.Handler: decode and validate every
+// resource; any error rejects the whole response (NACK) and the last good
+// config keeps serving.
+func (p *Proxy) OnResources(typeURL, version string, resources [][]byte) error {
+	next := p.res
+	switch typeURL {
+	case xdsresource.ListenerType:
+		m := make(map[string]*xdsresource.Listener, len(resources))
+		for _, b := range resources {
+			l, err := xdsresource.DecodeListener(b)
+			if err != nil {
+				return err
+			}
+			m[l.Name] = l
+		}
+		next.Listeners = m
+	case xdsresource.RouteType:
+		m := make(map[string]*xdsresource.RouteConfiguration, len(resources))
+		for _, b := range resources {
+			rc, err := xdsresource.DecodeRouteConfiguration(b)
+			if err != nil {
+				return err
+			}
+			m[rc.Name] = rc
+		}
+		next.Routes = m
+	case xdsresource.ClusterType:
+		m := make(map[string]*xdsresource.Cluster, len(resources))
+		for _, b := range resources {
+			c, err := xdsresource.DecodeCluster(b)
+			if err != nil {
+				return err
+			}
+			m[c.Name] = c
+		}
+		next.Clusters = m
+	case xdsresource.EndpointType:
+		m := make(map[string]*xdsresource.ClusterLoadAssignment, len(resources))
+		for _, b := range resources {
+			cla, err := xdsresource.DecodeClusterLoadAssignment(b)
+			if err != nil {
+				return err
+			}
+			m[cla.ClusterName] = cla
+		}
+		next.Endpoints = m
+	default:
+		return fmt.Errorf("proxy: unexpected resource type %s", typeURL)
+	}
+	next.Versions = maps.Clone(p.res.Versions)
+	next.Versions[typeURL] = version
+
+	snap := snapshot.Compile(&next, p.pool)
+	if typeURL == xdsresource.ListenerType {
+		if err := p.listeners.Reconcile(snap, p.listenerHandler); err != nil {
+			return err
+		}
+	}
+	p.current.Store(snap)
+	p.res = next
+	p.received[typeURL] = true
+
+	switch typeURL {
+	case xdsresource.ClusterType:
+		p.client.Subscribe(xdsresource.EndpointType, nonNil(snapshot.EDSNames(next.Clusters)))
+	case xdsresource.ListenerType:
+		p.client.Subscribe(xdsresource.RouteType, nonNil(snapshot.RDSNames(next.Listeners)))
+	}
+	p.checkReady()
+	return nil
+}
+
+// nonNil keeps an empty subscription explicit (not a wildcard).
+func nonNil(names []string) []string {
+	if names == nil {
+		return []string{}
+	}
+	return names
+}
+
+func (p *Proxy) listenerHandler(l *snapshot.Listener) http.Handler {
+	dir := forward.Inbound
+	if l.Name == xdsmeta.OutboundListener {
+		dir = forward.Outbound
+	}
+	return p.fwd.Handler(l.Name, dir, "")
+}
+
+// checkReady closes ready once listeners and clusters arrived, and routes
+// and endpoints did too when anything refers to them.
+func (p *Proxy) checkReady() {
+	if !p.received[xdsresource.ListenerType] || !p.received[xdsresource.ClusterType] {
+		return
+	}
+	if len(snapshot.RDSNames(p.res.Listeners)) > 0 && !p.received[xdsresource.RouteType] {
+		return
+	}
+	if len(snapshot.EDSNames(p.res.Clusters)) > 0 && !p.received[xdsresource.EndpointType] {
+		return
+	}
+	p.readyOnce.Do(func() {
+		p.log.Info("proxy ready", "listeners", len(p.res.Listeners), "clusters", len(p.res.Clusters))
+		close(p.ready)
+	})
+}
