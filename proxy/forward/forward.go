@@ -128,8 +128,12 @@ func (f *Forwarder) reverseProxy(t http.RoundTripper) *httputil.ReverseProxy {
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.Out.Host = pr.In.Host
 		},
-		// Flush as data arrives (gRPC streams, server-sent events).
-		FlushInterval: -1,
+		// Streaming responses (no Content-Length: gRPC, server-sent
+		// events) are flushed as data arrives by ReverseProxy itself. A
+		// fixed -1 here would also flush the headers of a bodiless
+		// response early, splitting a gRPC trailers-only response into
+		// headers and an empty end of stream, which clients reject.
+		FlushInterval: 0,
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			info, _ := r.Context().Value(ctxKey{}).(*reqInfo)
 			code, reason := classify(r.Context(), err)

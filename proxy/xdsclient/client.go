@@ -149,7 +149,8 @@ type Status struct {
 
 // TypeStatus is the state of one subscribed type, a copy like Status.
 type TypeStatus struct {
-	// Names are the subscribed resource names, sorted; nil is a wildcard.
+	// Names are the subscribed resource names, sorted; nil is a wildcard,
+	// empty (non-nil) is none.
 	Names []string
 	// Version is the version_info of the last ACKed response.
 	Version string
@@ -190,7 +191,7 @@ type Client struct {
 // typeState is the client's state for one subscribed type. Guarded by
 // Client.mu.
 type typeState struct {
-	names   []string // sorted, deduplicated; nil = wildcard
+	names   []string // sorted, deduplicated; nil = wildcard, empty = none
 	version string   // last ACKed version
 	nackErr string   // error of the latest response if NACKed
 	acks    int
@@ -198,6 +199,7 @@ type typeState struct {
 
 	nacksInRow int       // consecutive NACKs, for pacing
 	nonce      string    // latest response nonce on the current stream
+	requested  bool      // a request was sent on the current stream
 	notBefore  time.Time // the next request is held until then
 }
 
@@ -355,14 +357,19 @@ func (c *Client) Run(ctx context.Context) error {
 }
 
 // Subscribe sets the resource names the client asks for of type typeURL:
-// nil or empty subscribes to every resource of the type (wildcard),
-// otherwise exactly the given names (order and duplicates do not matter).
-// If the set differs from the current one and a stream is open, the client
-// sends a new request. An empty typeURL is ignored.
+// nil subscribes to every resource of the type (wildcard); a non-nil empty
+// slice to none (say, EDS once CDS has no EDS cluster left); otherwise
+// exactly the given names (order and duplicates do not matter). If the set
+// differs from the current one and a stream is open, the client sends a new
+// request. An empty typeURL is ignored.
 //
 // Wildcard is sent as an empty resource_names list (the "legacy wildcard"
 // that go-control-plane's SnapshotCache understands; it does not handle the
-// explicit "*" name). There is no unsubscribe.
+// explicit "*" name). "None" sends nothing for a type not yet requested on
+// the stream, and otherwise an empty list, which after explicit names means
+// "none" in the xDS protocol. State-of-the-world xDS cannot express a
+// change from wildcard to none on one stream: the control plane keeps
+// treating the type as wildcard until the next reconnect.
 //
 // Subscribe does not block and may be called from inside OnResources.
 func (c *Client) Subscribe(typeURL string, names []string) {
@@ -370,15 +377,18 @@ func (c *Client) Subscribe(typeURL string, names []string) {
 		c.log.Error("Subscribe called with an empty type URL")
 		return
 	}
-	var set []string
-	if len(names) > 0 {
+	var set []string // nil: wildcard
+	if names != nil {
 		set = slices.Compact(slices.Sorted(slices.Values(names)))
+		if set == nil {
+			set = []string{} // none
+		}
 	}
 
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	ts, ok := c.types[typeURL]
-	if ok && slices.Equal(ts.names, set) {
+	if ok && (ts.names == nil) == (set == nil) && slices.Equal(ts.names, set) {
 		return
 	}
 	if !ok {

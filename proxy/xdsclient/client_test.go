@@ -313,9 +313,8 @@ func (p *proxy) OnResources(typeURL, version string, resources [][]byte) error {
 	p.mu.Lock()
 	p.updates = append(p.updates, update{typeURL: typeURL, version: version, names: names})
 	p.mu.Unlock()
-	if len(follow) == 0 {
-		// Subscribe(nil) would be a wildcard, not "nothing".
-		return nil
+	if follow == nil {
+		follow = []string{} // none, not a wildcard
 	}
 	switch typeURL {
 	case typeCDS:

@@ -89,6 +89,7 @@ func (c *Client) openStream() *streamState {
 	for _, typeURL := range c.order {
 		ts := c.types[typeURL]
 		ts.nonce = ""
+		ts.requested = false
 		ts.notBefore = time.Time{}
 		st.enqueue(typeURL)
 	}
@@ -104,6 +105,7 @@ func (c *Client) closeStream() {
 	c.stream = nil
 	for _, ts := range c.types {
 		ts.nonce = ""
+		ts.requested = false
 	}
 }
 
@@ -149,6 +151,12 @@ func (c *Client) takeRequests(st *streamState, now time.Time) (frames []byte, ne
 			}
 			continue
 		}
+		if ts.names != nil && len(ts.names) == 0 && !ts.requested {
+			// Subscribed to none and never asked on this stream: an empty
+			// list would be read as a wildcard, so say nothing.
+			continue
+		}
+		ts.requested = true
 		r := request{
 			version: ts.version,
 			names:   ts.names,

@@ -159,18 +159,31 @@ func TestProtocolEdgeCases(t *testing.T) {
 		t.Errorf("Status.Types = %+v, want only CDS with 1 ACK and 1 NACK", st.Types)
 	}
 
-	// Subscribing the same set again sends nothing; a new set is sent with
-	// the latest nonce and version.
-	c.Subscribe(typeCDS, []string{})
+	// Subscribing the same set again sends nothing, and neither does
+	// subscribing to none of a type never requested; a new set is sent
+	// with the latest nonce and version.
+	c.Subscribe(typeCDS, nil)
+	c.Subscribe(typeEDS, []string{})
 	c.Subscribe(typeCDS, []string{"b", "a", "b"})
 	r := f.next(t)
-	if r.GetResponseNonce() != "c2" || r.GetVersionInfo() != "2" || !slices.Equal(r.GetResourceNames(), []string{"a", "b"}) {
-		t.Fatalf("got %v, want names [a b] with nonce c2 and version 2", r)
+	if r.GetTypeUrl() != typeCDS || r.GetResponseNonce() != "c2" || r.GetVersionInfo() != "2" || !slices.Equal(r.GetResourceNames(), []string{"a", "b"}) {
+		t.Fatalf("got %v, want CDS names [a b] with nonce c2 and version 2", r)
+	}
+	// From names to none: an empty list, which after names means none.
+	c.Subscribe(typeCDS, []string{})
+	if r := f.next(t); r.GetTypeUrl() != typeCDS || r.GetResponseNonce() != "c2" || len(r.GetResourceNames()) != 0 {
+		t.Fatalf("got %v, want CDS with no names and nonce c2", r)
 	}
 	select {
 	case r := <-f.reqs:
 		t.Fatalf("unexpected request %v", r)
 	case <-time.After(50 * time.Millisecond):
+	}
+	st := c.Status()
+	for _, typeURL := range []string{typeCDS, typeEDS} {
+		if names := st.Types[typeURL].Names; names == nil || len(names) != 0 {
+			t.Errorf("Status.Types[%s].Names = %#v, want empty and non-nil (none)", typeURL, names)
+		}
 	}
 }
 
