@@ -56,9 +56,9 @@ under --data-dir; stop with Ctrl-C.`,
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
-			opts.Ready = func(xdsAddr, apiAddr string) {
-				fmt.Fprintf(g.out, "Weft control plane ready\n  API:  http://%s   (export WEFT_SERVER=http://%s)\n  xDS:  %s   (weft run --control-plane %s ...)\n  data: %s\n",
-					apiAddr, apiAddr, xdsAddr, xdsAddr, opts.DataDir)
+			opts.Ready = func(a controlplane.Addresses) {
+				fmt.Fprintf(g.out, "Weft control plane ready\n  API:     http://%s   (export WEFT_SERVER=http://%s)\n  xDS:     %s   (mutual TLS)\n  issuer:  %s\n  trust:   %s, CA pin %s\n  data:    %s\n  join a workload: weft token create --namespace NS --identity NAME\n",
+					a.API, a.API, a.XDS, a.Issuer, a.TrustDomain, a.CAPin, opts.DataDir)
 			}
 			return controlplane.Run(ctx, opts)
 		},
@@ -66,7 +66,13 @@ under --data-dir; stop with Ctrl-C.`,
 	f := cmd.Flags()
 	f.StringVar(&opts.DataDir, "data-dir", defaultDataDir(), "directory of the embedded store (env WEFT_DATA_DIR)")
 	f.StringVar(&opts.XDSAddr, "xds-addr", controlplane.DefaultXDSAddr, "address proxies connect to (ADS over gRPC)")
-	f.StringVar(&opts.APIAddr, "api-addr", controlplane.DefaultAPIAddr, "address of the resource API")
+	f.StringVar(&opts.APIAddr, "api-addr", controlplane.DefaultAPIAddr, "address of the resource API (plain HTTP: keep it on loopback)")
+	f.StringVar(&opts.IssuerAddr, "issuer-addr", controlplane.DefaultIssuerAddr, "address proxies get their certificates from (TLS)")
+	f.StringVar(&opts.TrustDomain, "trust-domain", "weft.local", "trust domain of the mesh's SPIFFE IDs")
+	f.StringVar(&opts.CACert, "ca-cert", "", "use this intermediate CA certificate (PEM) from an existing PKI instead of creating a root")
+	f.StringVar(&opts.CAKey, "ca-key", "", "the key of --ca-cert (PEM)")
+	f.StringVar(&opts.CABundle, "ca-bundle", "", "the root(s) --ca-cert chains to (PEM)")
+	f.DurationVar(&opts.WorkloadCertTTL, "workload-cert-ttl", 24*time.Hour, "lifetime of workload certificates (renewed at half)")
 	f.DurationVar(&opts.Grace, "registration-grace", registry.DefaultGrace, "how long a disconnected workload keeps its endpoints")
 	f.DurationVar(&opts.Debounce, "debounce", 100*time.Millisecond, "quiet period before a config push")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")

@@ -55,6 +55,9 @@ configures them over xDS.
 		newRunCmd(g),
 		newDemoCmd(g),
 		newDemoAppCmd(g),
+		newTokenCmd(g),
+		newCertsCmd(g),
+		newCACmd(g),
 		&cobra.Command{
 			Use:   "version",
 			Short: "Print the version",

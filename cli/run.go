@@ -48,7 +48,12 @@ Proxy flags (see weft-proxy --help):
   --inbound P:APP[/PROTO] mesh traffic for APP port arrives on proxy port P
   --outbound ADDR        outbound HTTP listener (127.0.0.1:15001)
   --upstream HOST=ADDR   local port for one service (repeatable)
-  --admin ADDR           admin listener (127.0.0.1:15000)`,
+  --admin ADDR           admin listener (127.0.0.1:15000)
+  --identity NAME        SPIFFE identity (default: the app label, else the workload)
+  --token TOKEN          join token from weft token create (first certificate)
+  --ca-pin sha256:HEX    pin of the mesh CA (or --ca-bundle FILE)
+  --issuer ADDR          certificate issuer (control plane host, port 15012)
+  --trust-domain TD      trust domain (weft.local)`,
 		Example:            "  weft run --workload catalog-1 --namespace shop --label app=catalog --inbound 15006:8080 -- ./catalog",
 		DisableFlagParsing: true,
 		RunE: func(cmd *cobra.Command, args []string) error {

@@ -12,22 +12,32 @@ import (
 	"strings"
 	"time"
 
+	"crypto/x509"
+	"encoding/pem"
+
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/peer"
 
 	"github.com/weftmesh/weft/api/resource"
 	"github.com/weftmesh/weft/controlplane/apiserver"
+	"github.com/weftmesh/weft/controlplane/ca"
+	"github.com/weftmesh/weft/controlplane/issuer"
 	"github.com/weftmesh/weft/controlplane/model"
 	"github.com/weftmesh/weft/controlplane/registry"
 	"github.com/weftmesh/weft/controlplane/store"
 	"github.com/weftmesh/weft/controlplane/store/bolt"
+	"github.com/weftmesh/weft/controlplane/token"
 	"github.com/weftmesh/weft/controlplane/xds"
 )
 
 // Defaults of the control plane's addresses.
 const (
-	DefaultXDSAddr = "127.0.0.1:15010"
-	DefaultAPIAddr = "127.0.0.1:15080"
+	DefaultXDSAddr    = "127.0.0.1:15010"
+	DefaultIssuerAddr = "127.0.0.1:15012"
+	DefaultAPIAddr    = "127.0.0.1:15080"
 )
 
 // Options configure a control plane.
@@ -38,12 +48,37 @@ type Options struct {
 	Store   store.Store
 	XDSAddr string
 	APIAddr string
+	// IssuerAddr serves certificate signing requests (TLS).
+	IssuerAddr string
+	// TrustDomain of the mesh's SPIFFE IDs (weft.local by default).
+	TrustDomain string
+	// CACert, CAKey and CABundle take an intermediate from an existing PKI
+	// instead of creating a root.
+	CACert, CAKey, CABundle string
+	// WorkloadCertTTL is the lifetime of workload certificates (24h).
+	WorkloadCertTTL time.Duration
 	// Grace keeps a disconnected workload's endpoints (registry.DefaultGrace).
 	Grace    time.Duration
 	Debounce time.Duration
 	Logger   *slog.Logger
-	// Ready, if set, is called once both listeners are bound.
-	Ready func(xdsAddr, apiAddr string)
+	// Ready, if set, is called once the listeners are bound.
+	Ready func(Addresses)
+}
+
+// Addresses are where a running control plane serves, and what a proxy
+// needs to trust it.
+type Addresses struct {
+	XDS, Issuer, API string
+	TrustDomain      string
+	CAPin            string
+}
+
+func bundlePEM(certs []*x509.Certificate) []byte {
+	var out []byte
+	for _, c := range certs {
+		out = append(out, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})...)
+	}
+	return out
 }
 
 // Run starts the control plane and blocks until ctx ends or a listener
@@ -58,12 +93,34 @@ func Run(ctx context.Context, opts Options) error {
 	if opts.APIAddr == "" {
 		opts.APIAddr = DefaultAPIAddr
 	}
+	if opts.IssuerAddr == "" {
+		opts.IssuerAddr = DefaultIssuerAddr
+	}
+	if opts.TrustDomain == "" {
+		opts.TrustDomain = "weft.local"
+	}
+	if opts.WorkloadCertTTL <= 0 {
+		opts.WorkloadCertTTL = 24 * time.Hour
+	}
+	td, err := spiffeid.TrustDomainFromString(opts.TrustDomain)
+	if err != nil {
+		return fmt.Errorf("control plane: --trust-domain %q: %w", opts.TrustDomain, err)
+	}
+	caDir := filepath.Join(opts.DataDir, "ca")
+	if opts.DataDir == "" {
+		return errors.New("control plane: a data dir is required (it holds the CA)")
+	}
+	if err := os.MkdirAll(opts.DataDir, 0o700); err != nil {
+		return fmt.Errorf("control plane: data dir: %w", err)
+	}
+	authority, err := ca.Open(ca.Options{Dir: caDir, TrustDomain: td, CertFile: opts.CACert, KeyFile: opts.CAKey,
+		BundleFile: opts.CABundle, WorkloadTTL: opts.WorkloadCertTTL, Logger: opts.Logger.With("component", "ca")})
+	if err != nil {
+		return fmt.Errorf("control plane: %w", err)
+	}
 	log := opts.Logger
 	st := opts.Store
 	if st == nil {
-		if err := os.MkdirAll(opts.DataDir, 0o700); err != nil {
-			return fmt.Errorf("control plane: data dir: %w", err)
-		}
 		path := filepath.Join(opts.DataDir, "weft.db")
 		s, err := bolt.Open(path, bolt.Options{})
 		if err != nil {
@@ -77,6 +134,16 @@ func Run(ctx context.Context, opts Options) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
+	serving, err := newServingCert(authority, []string{opts.XDSAddr, opts.IssuerAddr}, log.With("component", "ca"))
+	if err != nil {
+		return fmt.Errorf("control plane: %w", err)
+	}
+	stopServing := make(chan struct{})
+	defer close(stopServing)
+	go serving.run(stopServing)
+	tokens := token.New(st, token.Options{})
+	iss := issuer.New(issuer.Options{CA: authority, Tokens: tokens, Store: st, TTL: opts.WorkloadCertTTL, Logger: log.With("component", "issuer")})
+
 	var xdsServer *xds.Server
 	reg := registry.New(registry.Options{
 		Store:    st,
@@ -86,10 +153,41 @@ func Run(ctx context.Context, opts Options) error {
 	})
 	defer reg.Close()
 	xdsServer = xds.New(ctx, xds.Options{
-		Registry:  reg,
-		Resources: func(ctx context.Context) (*model.State, error) { return loadState(ctx, st, log) },
-		Debounce:  opts.Debounce,
-		Logger:    log.With("component", "xds"),
+		Registry: reg,
+		Resources: func(ctx context.Context) (*model.State, error) {
+			state, err := loadState(ctx, st, log)
+			if err != nil {
+				return nil, err
+			}
+			state.TrustDomain = authority.TrustDomain().String()
+			state.TrustBundle = bundlePEM(authority.Bundle())
+			return state, nil
+		},
+		Debounce: opts.Debounce,
+		Logger:   log.With("component", "xds"),
+		PeerIdentity: func(ctx context.Context) (string, string, error) {
+			p, ok := peer.FromContext(ctx)
+			if !ok {
+				return "", "", errors.New("no peer")
+			}
+			info, ok := p.AuthInfo.(credentials.TLSInfo)
+			if !ok || len(info.State.PeerCertificates) == 0 {
+				return "", "", errors.New("xDS needs a mesh certificate")
+			}
+			var raw [][]byte
+			for _, c := range info.State.PeerCertificates {
+				raw = append(raw, c.Raw)
+			}
+			id, err := verifyMeshPeer(authority, raw)
+			if err != nil {
+				return "", "", err
+			}
+			ns, sa, ok := issuer.ParseWorkloadID(id)
+			if !ok {
+				return "", "", fmt.Errorf("%s is not a workload identity", id)
+			}
+			return ns, sa, nil
+		},
 	})
 	if err := reg.Load(ctx); err != nil {
 		return err
@@ -104,8 +202,17 @@ func Run(ctx context.Context, opts Options) error {
 		xdsLis.Close()
 		return fmt.Errorf("control plane: API listener: %w (is another control plane running? choose another address with --api-addr)", err)
 	}
+	issLis, err := net.Listen("tcp", opts.IssuerAddr)
+	if err != nil {
+		xdsLis.Close()
+		apiLis.Close()
+		return fmt.Errorf("control plane: issuer listener: %w (is another control plane running? choose another address with --issuer-addr)", err)
+	}
+	issSrv := &http.Server{Handler: iss, ReadHeaderTimeout: 10 * time.Second,
+		TLSConfig: serving.serverTLS(false, []string{"http/1.1"})}
 
 	g := grpc.NewServer(
+		grpc.Creds(credentials.NewTLS(serving.serverTLS(true, []string{"h2"}))),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
 	)
@@ -113,12 +220,20 @@ func Run(ctx context.Context, opts Options) error {
 	api := &http.Server{
 		Handler: apiserver.New(apiserver.Options{
 			Store: st, Workloads: reg, Proxies: xdsServer, Logger: log.With("component", "api"),
+			Identity: &apiserver.Identity{CA: authority, Tokens: tokens, Issuer: iss,
+				IssuerAddr: issLis.Addr().String(), XDSAddr: xdsLis.Addr().String()},
+			OnBundleChange: func() { serving.reissue(); xdsServer.Trigger() },
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 
 	errc := make(chan error, 3)
 	go func() { errc <- g.Serve(xdsLis) }()
+	go func() {
+		if err := issSrv.ServeTLS(issLis, "", ""); !errors.Is(err, http.ErrServerClosed) {
+			errc <- err
+		}
+	}()
 	go func() {
 		if err := api.Serve(apiLis); !errors.Is(err, http.ErrServerClosed) {
 			errc <- err
@@ -128,9 +243,11 @@ func Run(ctx context.Context, opts Options) error {
 	go func() { errc <- watchResources(ctx, st, xdsServer.Trigger, log) }()
 	xdsServer.Trigger()
 
-	log.Info("control plane ready", "xds", xdsLis.Addr().String(), "api", apiLis.Addr().String())
+	log.Info("control plane ready", "xds", xdsLis.Addr().String(), "issuer", issLis.Addr().String(), "api", apiLis.Addr().String(),
+		"trust_domain", authority.TrustDomain().String(), "ca_pin", authority.Pin())
 	if opts.Ready != nil {
-		opts.Ready(xdsLis.Addr().String(), apiLis.Addr().String())
+		opts.Ready(Addresses{XDS: xdsLis.Addr().String(), Issuer: issLis.Addr().String(), API: apiLis.Addr().String(),
+			TrustDomain: authority.TrustDomain().String(), CAPin: authority.Pin()})
 	}
 
 	select {
@@ -145,6 +262,7 @@ func Run(ctx context.Context, opts Options) error {
 	shutdown, cancelShutdown := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancelShutdown()
 	_ = api.Shutdown(shutdown)
+	_ = issSrv.Shutdown(shutdown)
 	stopped := make(chan struct{})
 	go func() { g.GracefulStop(); close(stopped) }()
 	select {

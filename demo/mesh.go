@@ -1,6 +1,7 @@
 package demo
 
 import (
+	"bytes"
 	"context"
 	"embed"
 	"encoding/json"
@@ -125,6 +126,7 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	}
 	api := ipControl + ":15080"
 	xdsAddr := ipControl + ":15010"
+	issuerAddr := ipControl + ":15012"
 	fmt.Fprintf(out, "Weft demo: a service mesh on this machine (namespace %s)\n", namespace)
 	fmt.Fprintf(out, "  control plane  API http://%s   xDS %s\n", api, xdsAddr)
 	fmt.Fprintf(out, "  use the CLI    export WEFT_SERVER=http://%s; weft get services; weft get workloads\n", api)
@@ -144,7 +146,7 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	t0 := time.Now()
 	fmt.Fprintf(out, "Starting the control plane ... ")
 	if _, err := start("control", o.Weft, "control", "--data-dir", filepath.Join(dir, "data"),
-		"--xds-addr", xdsAddr, "--api-addr", api, "--registration-grace", "5s"); err != nil {
+		"--xds-addr", xdsAddr, "--api-addr", api, "--issuer-addr", issuerAddr, "--registration-grace", "5s"); err != nil {
 		return nil, err
 	}
 	if err := waitHTTP(ctx, "http://"+api+"/healthz", 20*time.Second); err != nil {
@@ -156,6 +158,10 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	}
 
 	for _, m := range members {
+		join, err := joinArgs(ctx, "http://"+api, namespace, m.service)
+		if err != nil {
+			return nil, fmt.Errorf("join token for %s: %w", m.workload, err)
+		}
 		args := []string{"run",
 			"--control-plane", xdsAddr,
 			"--workload", m.workload, "--namespace", namespace,
@@ -163,7 +169,9 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 			"--address", m.ip, "--admin", m.ip + ":15000",
 			"--outbound", m.ip + ":15001",
 			"--log-format", "json",
+			"--issuer", issuerAddr,
 		}
+		args = append(args, join...)
 		if m.version != "" {
 			args = append(args, "--label", "version="+m.version)
 		}
@@ -236,6 +244,34 @@ loop:
 	return sum, nil
 }
 
+// joinArgs creates a join token for one identity and returns the sidecar
+// flags that use it.
+func joinArgs(ctx context.Context, api, ns, identity string) ([]string, error) {
+	body, _ := json.Marshal(map[string]string{"namespace": ns, "identity": identity, "ttl": "1h"})
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, api+"/v1/tokens", bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var tr struct {
+		Token string `json:"token"`
+		CAPin string `json:"caPin"`
+	}
+	if resp.StatusCode != http.StatusCreated {
+		b, _ := io.ReadAll(resp.Body)
+		return nil, fmt.Errorf("%s: %s", resp.Status, b)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&tr); err != nil {
+		return nil, err
+	}
+	return []string{"--token", tr.Token, "--ca-pin", tr.CAPin, "--identity", identity}, nil
+}
+
 func since(t time.Time) string { return time.Since(t).Round(100 * time.Millisecond).String() }
 
 func pct(a, b uint64) float64 {
@@ -247,7 +283,7 @@ func pct(a, b uint64) float64 {
 
 // checkPorts fails early when a demo address is taken.
 func checkPorts() error {
-	addrs := []string{ipControl + ":15010", ipControl + ":15080"}
+	addrs := []string{ipControl + ":15010", ipControl + ":15012", ipControl + ":15080"}
 	for _, m := range members {
 		addrs = append(addrs, m.ip+":15000", m.ip+":15001", m.ip+":9001")
 		if m.workload != "loadgen" {

@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -124,20 +125,50 @@ func (p *process) exitCode() int {
 // controlPlane is a running `weft control`.
 type controlPlane struct {
 	*process
-	api, xds, dataDir string
+	api, xds, issuer, dataDir string
 }
 
-func startControlPlane(t *testing.T, dataDir, xdsAddr, apiAddr string) *controlPlane {
+// cpAddrs are a control plane's three addresses, kept across restarts.
+type cpAddrs struct{ xds, api, issuer string }
+
+func newAddrs(t *testing.T) cpAddrs { return cpAddrs{freeAddr(t), freeAddr(t), freeAddr(t)} }
+
+func startControlPlane(t *testing.T, dataDir string, a cpAddrs, extra ...string) *controlPlane {
 	t.Helper()
-	p := start(t, "weft control", weftBin, "control", "--data-dir", dataDir,
-		"--xds-addr", xdsAddr, "--api-addr", apiAddr, "--registration-grace", "3s", "--log-level", "debug")
-	cp := &controlPlane{process: p, api: "http://" + apiAddr, xds: xdsAddr, dataDir: dataDir}
+	args := append([]string{"control", "--data-dir", dataDir, "--xds-addr", a.xds, "--api-addr", a.api,
+		"--issuer-addr", a.issuer, "--registration-grace", "3s", "--log-level", "debug"}, extra...)
+	p := start(t, "weft control", weftBin, args...)
+	cp := &controlPlane{process: p, api: "http://" + a.api, xds: a.xds, issuer: a.issuer, dataDir: dataDir}
 	waitOK(t, cp.api+"/healthz", 20*time.Second)
 	return cp
 }
 
-func newControlPlane(t *testing.T) *controlPlane {
-	return startControlPlane(t, t.TempDir(), freeAddr(t), freeAddr(t))
+func newControlPlane(t *testing.T, extra ...string) *controlPlane {
+	return startControlPlane(t, t.TempDir(), newAddrs(t), extra...)
+}
+
+// joinArgs creates a join token for namespace/identity and returns the
+// proxy flags that use it.
+func (cp *controlPlane) joinArgs(t *testing.T, namespace, identity string) []string {
+	t.Helper()
+	body, _ := json.Marshal(map[string]string{"namespace": namespace, "identity": identity, "ttl": "1h"})
+	resp, err := http.Post(cp.api+"/v1/tokens", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var tr struct {
+		Token string `json:"token"`
+		CAPin string `json:"caPin"`
+	}
+	if resp.StatusCode != http.StatusCreated {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("token create: %s %s", resp.Status, b)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&tr); err != nil {
+		t.Fatal(err)
+	}
+	return []string{"--token", tr.Token, "--ca-pin", tr.CAPin, "--issuer", cp.issuer, "--identity", identity}
 }
 
 // weft runs the CLI against the control plane and returns its output.
@@ -169,6 +200,7 @@ type sidecar struct {
 
 type sidecarOpts struct {
 	workload, namespace string
+	identity            string // default: the workload name
 	labels              []string
 	appPort             string // "" for none
 	appProtocol         string
@@ -198,6 +230,11 @@ func startSidecar(t *testing.T, cp *controlPlane, o sidecarOpts) *sidecar {
 		s.upstreams[u] = addr
 		args = append(args, "--upstream", u+"="+addr)
 	}
+	ident := o.identity
+	if ident == "" {
+		ident = o.workload
+	}
+	args = append(args, cp.joinArgs(t, o.namespace, ident)...)
 	args = append(args, o.extra...)
 	if len(o.app) > 0 {
 		args = append(append(args, "--"), o.app...)

@@ -286,8 +286,8 @@ spec:
 
 func TestControlPlaneLossKeepsTraffic(t *testing.T) {
 	dataDir := t.TempDir()
-	xdsAddr, apiAddr := freeAddr(t), freeAddr(t)
-	cp := startControlPlane(t, dataDir, xdsAddr, apiAddr)
+	addrs := newAddrs(t)
+	cp := startControlPlane(t, dataDir, addrs)
 	m := startCanaryMesh(t, cp)
 	c := proxyClient(m.client)
 
@@ -300,7 +300,7 @@ func TestControlPlaneLossKeepsTraffic(t *testing.T) {
 	}
 	// A new control plane on the same data: the proxies reconnect and get
 	// new config.
-	cp2 := startControlPlane(t, dataDir, xdsAddr, apiAddr)
+	cp2 := startControlPlane(t, dataDir, addrs)
 	eventually(t, 20*time.Second, func() error {
 		out, err := cp2.weft(t, "", "get", "proxies")
 		if err != nil {

@@ -15,15 +15,17 @@ import (
 func TestRunSupervisesApp(t *testing.T) {
 	cp := newControlPlane(t)
 	admin, outbound, up := freeAddr(t), freeAddr(t), freeAddr(t)
-	cmd := exec.Command(weftBin, "run", "--control-plane", cp.xds, "--workload", "job-1", "--namespace", "batch",
-		"--admin", admin, "--outbound", outbound, "--upstream", "reports.batch="+up, "--",
-		"sh", "-c", `echo "outbound=$WEFT_OUTBOUND upstream=$WEFT_UPSTREAM_REPORTS_BATCH admin=$WEFT_ADMIN"; exit 7`)
+	args := []string{"run", "--control-plane", cp.xds, "--workload", "job-1", "--namespace", "batch",
+		"--admin", admin, "--outbound", outbound, "--upstream", "reports.batch=" + up}
+	args = append(args, cp.joinArgs(t, "batch", "job")...)
+	cmd := exec.Command(weftBin, append(args, "--",
+		"sh", "-c", `echo "outbound=$WEFT_OUTBOUND upstream=$WEFT_UPSTREAM_REPORTS_BATCH admin=$WEFT_ADMIN token=$WEFT_TOKEN."; exit 7`)...)
 	out, err := cmd.CombinedOutput()
 	ee, ok := err.(*exec.ExitError)
 	if !ok || ee.ExitCode() != 7 {
 		t.Fatalf("weft run exit: %v, want code 7\n%s", err, out)
 	}
-	want := fmt.Sprintf("outbound=http://%s upstream=%s admin=%s", outbound, up, admin)
+	want := fmt.Sprintf("outbound=http://%s upstream=%s admin=%s token=.", outbound, up, admin)
 	if !strings.Contains(string(out), want) {
 		t.Fatalf("app did not see its sidecar's addresses; want %q in:\n%s", want, out)
 	}
@@ -37,9 +39,10 @@ func TestRunSupervisesApp(t *testing.T) {
 func TestRunForwardsSignals(t *testing.T) {
 	cp := newControlPlane(t)
 	dir := t.TempDir()
-	p := start(t, "weft run", weftBin, "run", "--control-plane", cp.xds, "--workload", "svc-1", "--namespace", "batch",
-		"--admin", freeAddr(t), "--outbound", freeAddr(t), "--",
-		"sh", "-c", `trap 'echo got TERM; exit 42' TERM; touch `+dir+`/started; while true; do sleep 0.05; done`)
+	args := append([]string{"run", "--control-plane", cp.xds, "--workload", "svc-1", "--namespace", "batch",
+		"--admin", freeAddr(t), "--outbound", freeAddr(t)}, cp.joinArgs(t, "batch", "svc")...)
+	p := start(t, "weft run", weftBin, append(args, "--",
+		"sh", "-c", `trap 'echo got TERM; exit 42' TERM; touch `+dir+`/started; while true; do sleep 0.05; done`)...)
 	eventually(t, 30*time.Second, func() error {
 		if _, err := exec.Command("test", "-f", dir+"/started").CombinedOutput(); err != nil {
 			return fmt.Errorf("app not started")
@@ -68,6 +71,7 @@ func TestRunForwardsSignals(t *testing.T) {
 func TestProxyWithoutControlPlane(t *testing.T) {
 	dead := freeAddr(t)
 	cmd := exec.Command(proxyBin, "--control-plane", dead, "--workload", "x-1", "--namespace", "batch",
+		"--token", "weft1.abcdefgh.0123456789abcdefghijklmnopqrstuv", "--ca-pin", "sha256:"+strings.Repeat("ab", 32),
 		"--admin", freeAddr(t), "--outbound", freeAddr(t), "--ready-timeout", "6s", "--", "sh", "-c", "echo APP-STARTED")
 	out, err := cmd.CombinedOutput()
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {

@@ -23,10 +23,18 @@ import (
 	"sync/atomic"
 	"time"
 
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
+
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+
 	"github.com/weftmesh/weft/api/xdsmeta"
 	"github.com/weftmesh/weft/proxy/admin"
 	"github.com/weftmesh/weft/proxy/balancer"
+	"github.com/weftmesh/weft/proxy/enroll"
 	"github.com/weftmesh/weft/proxy/forward"
+	"github.com/weftmesh/weft/proxy/identity"
 	"github.com/weftmesh/weft/proxy/listener"
 	"github.com/weftmesh/weft/proxy/snapshot"
 	"github.com/weftmesh/weft/proxy/stats"
@@ -66,6 +74,18 @@ type Options struct {
 	Upstreams []Upstream
 	Admin     string
 	Logger    *slog.Logger
+
+	// Identity: the workload's identity (SPIFFE ID
+	// spiffe://TrustDomain/ns/Namespace/sa/Identity), how it proves it
+	// (Token, the first time) and how it authenticates the control plane
+	// (CAPin or CARoots).
+	TrustDomain string
+	Identity    string
+	Token       string
+	CAPin       string
+	CARoots     []*x509.Certificate
+	// Issuer is the control plane's certificate issuer (host:port).
+	Issuer string
 }
 
 // Proxy is a running sidecar. Its methods are safe for concurrent use.
@@ -78,6 +98,9 @@ type Proxy struct {
 	fwd       *forward.Forwarder
 	stats     *stats.Stats
 	client    *xdsclient.Client
+	source    *identity.Source
+	rotator   *identity.Rotator
+	enroller  *enroll.Client
 
 	// res is the accepted resources; only the xDS handler touches it.
 	res      snapshot.Resources
@@ -119,32 +142,90 @@ func New(opts Options) (*Proxy, error) {
 			errs = append(errs, "--upstream takes HOST[:PORT]=LISTEN_ADDR, e.g. catalog.shop=127.0.0.1:9001")
 		}
 	}
+	td, err := spiffeid.TrustDomainFromString(opts.TrustDomain)
+	if err != nil {
+		errs = append(errs, fmt.Sprintf("--trust-domain %q: %v", opts.TrustDomain, err))
+	}
+	var id spiffeid.ID
+	if err == nil {
+		if id, err = spiffeid.FromSegments(td, "ns", opts.Namespace, "sa", opts.Identity); err != nil {
+			errs = append(errs, fmt.Sprintf("--identity %q: %v", opts.Identity, err))
+		}
+	}
+	if opts.Issuer == "" {
+		errs = append(errs, "--issuer is required (the control plane's certificate issuer, e.g. 127.0.0.1:15012)")
+	}
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("proxy: %s", strings.Join(errs, "; "))
 	}
 	p := &Proxy{
-		opts:      opts,
-		log:       opts.Logger,
-		pool:      balancer.NewPool(),
-		listeners: listener.NewPool(opts.Logger.With("component", "listener")),
-		stats:     stats.New(),
-		received:  map[string]bool{},
-		ready:     make(chan struct{}),
+		opts: opts,
+		log:  opts.Logger,
+		pool: balancer.NewPool(),
+
+		stats:    stats.New(),
+		received: map[string]bool{},
+		ready:    make(chan struct{}),
 		res: snapshot.Resources{
 			Listeners: map[string]*xdsresource.Listener{},
 			Routes:    map[string]*xdsresource.RouteConfiguration{},
 			Clusters:  map[string]*xdsresource.Cluster{},
 			Endpoints: map[string]*xdsresource.ClusterLoadAssignment{},
+			Secrets:   map[string]*xdsresource.Secret{},
 			Versions:  map[string]string{},
 		},
 	}
+
+	if p.source, err = identity.NewSource(td); err != nil {
+		return nil, fmt.Errorf("proxy: %w", err)
+	}
+	p.listeners = listener.NewPool(listener.Options{
+		Logger: opts.Logger.With("component", "listener"),
+		TLS: func(alpn []string) *tls.Config {
+			return p.source.ServerConfig(identity.ServerOptions{NextProtos: alpn})
+		},
+		Reject: p.source.CountPlaintext,
+	})
 	p.fwd = forward.New(forward.Options{
 		Snapshot: p.current.Load,
 		Stats:    p.stats,
 		Logger:   opts.Logger.With("component", "forward"),
+		ClientTLS: func(allowed, alpn []string) *tls.Config {
+			ids := make([]spiffeid.ID, 0, len(allowed))
+			for _, a := range allowed {
+				if id, err := spiffeid.FromString(a); err == nil {
+					ids = append(ids, id)
+				}
+			}
+			return p.source.ClientConfig(identity.ClientOptions{AllowedIDs: ids, NextProtos: alpn})
+		},
 	})
+	p.enroller, err = enroll.New(enroll.Options{Issuer: opts.Issuer, Workload: opts.Workload, Token: opts.Token,
+		Pin: opts.CAPin, Roots: opts.CARoots, Source: p.source, TrustDomain: td})
+	if err != nil {
+		return nil, fmt.Errorf("proxy: %w", err)
+	}
+	p.rotator, err = identity.NewRotator(identity.RotatorOptions{
+		Source: p.source,
+		ID:     id,
+		Fetch: func(ctx context.Context, csr []byte) ([]*x509.Certificate, error) {
+			chain, bundle, err := p.enroller.Fetch(ctx, csr)
+			if err != nil {
+				return nil, err
+			}
+			if err := p.source.SetBundle(bundle); err != nil {
+				return nil, err
+			}
+			return chain, nil
+		},
+		Logger: opts.Logger.With("component", "identity"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("proxy: %w", err)
+	}
 	client, err := xdsclient.New(xdsclient.Options{
 		Server:  opts.ControlPlane,
+		TLS:     p.source.ClientConfig(identity.ClientOptions{AllowedIDs: []spiffeid.ID{p.enroller.ControlPlaneID()}, NextProtos: []string{"h2"}}),
 		Node:    p.node(),
 		Handler: p,
 		Logger:  opts.Logger.With("component", "xds"),
@@ -185,6 +266,7 @@ func (p *Proxy) node() xdsclient.Node {
 		xdsmeta.MetaInbound:      inbound,
 		xdsmeta.MetaOutbound:     p.opts.Outbound,
 		xdsmeta.MetaProxyVersion: Version,
+		xdsmeta.MetaIdentity:     p.opts.Identity,
 	}
 	return xdsclient.Node{
 		ID:               xdsmeta.NodeID(p.opts.Workload, p.opts.Namespace),
@@ -267,8 +349,21 @@ func (p *Proxy) isReady() bool {
 // drains: listeners stop accepting and in-flight requests get up to
 // drainTimeout to finish.
 func (p *Proxy) Run(ctx context.Context, drainTimeout time.Duration) error {
+	// The first certificate comes before anything else: without it the
+	// control plane does not serve the proxy, and peers refuse it.
+	if err := p.rotator.Initial(ctx); err != nil {
+		p.Shutdown(drainTimeout)
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("proxy: no certificate: %w", err)
+	}
+	sid, notAfter, _ := p.source.SVID()
+	p.log.Info("certificate obtained", "id", sid.String(), "expires", notAfter)
+	go p.rotator.Run(ctx)
 	p.client.Subscribe(xdsresource.ClusterType, nil)
 	p.client.Subscribe(xdsresource.ListenerType, nil)
+	p.client.Subscribe(xdsresource.SecretType, []string{xdsmeta.TrustBundleSecret})
 	err := p.client.Run(ctx)
 	if errors.Is(err, context.Canceled) {
 		err = nil
@@ -327,6 +422,26 @@ func (p *Proxy) OnResources(typeURL, version string, resources [][]byte) error {
 			m[c.Name] = c
 		}
 		next.Clusters = m
+	case xdsresource.SecretType:
+		m := make(map[string]*xdsresource.Secret, len(resources))
+		for _, b := range resources {
+			sec, err := xdsresource.DecodeSecret(b)
+			if err != nil {
+				return err
+			}
+			m[sec.Name] = sec
+		}
+		if sec := m[xdsmeta.TrustBundleSecret]; sec != nil {
+			roots, err := parsePEMCerts(sec.TrustedCA)
+			if err != nil {
+				return fmt.Errorf("proxy: secret %s: %w", sec.Name, err)
+			}
+			if err := p.source.SetBundle(roots); err != nil {
+				return fmt.Errorf("proxy: secret %s: %w", sec.Name, err)
+			}
+			p.log.Info("trust bundle updated", "roots", len(roots))
+		}
+		next.Secrets = m
 	case xdsresource.EndpointType:
 		m := make(map[string]*xdsresource.ClusterLoadAssignment, len(resources))
 		for _, b := range resources {
@@ -343,13 +458,17 @@ func (p *Proxy) OnResources(typeURL, version string, resources [][]byte) error {
 	next.Versions = maps.Clone(p.res.Versions)
 	next.Versions[typeURL] = version
 
-	snap := snapshot.Compile(&next, p.pool)
+	snap, err := snapshot.Compile(&next, p.pool)
+	if err != nil {
+		return fmt.Errorf("proxy: %w", err)
+	}
 	if typeURL == xdsresource.ListenerType {
 		if err := p.listeners.Reconcile(snap, p.listenerHandler); err != nil {
 			return err
 		}
 	}
 	p.current.Store(snap)
+	p.fwd.Retain(snap)
 	p.res = next
 	p.received[typeURL] = true
 
@@ -361,6 +480,29 @@ func (p *Proxy) OnResources(typeURL, version string, resources [][]byte) error {
 	}
 	p.checkReady()
 	return nil
+}
+
+func parsePEMCerts(data []byte) ([]*x509.Certificate, error) {
+	var out []*x509.Certificate
+	for {
+		var block *pem.Block
+		block, data = pem.Decode(data)
+		if block == nil {
+			break
+		}
+		if block.Type != "CERTIFICATE" {
+			continue
+		}
+		c, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no certificate in the trust bundle")
+	}
+	return out, nil
 }
 
 // nonNil keeps an empty subscription explicit (not a wildcard).

@@ -24,6 +24,7 @@ import (
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
 
@@ -108,7 +109,9 @@ func TestNACKKeepsLastGoodConfig(t *testing.T) {
 			return nil
 		},
 	})
-	g := grpc.NewServer()
+	pki := newTestPKI(t)
+	issuerAddr := pki.serveIssuer(t)
+	g := grpc.NewServer(grpc.Creds(credentials.NewTLS(pki.serverTLS())))
 	discoverygrpc.RegisterAggregatedDiscoveryServiceServer(g, srv)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -129,7 +132,8 @@ func TestNACKKeepsLastGoodConfig(t *testing.T) {
 	}
 	set("1", resources(t, lis, b1, clusterv3.Cluster_STATIC))
 
-	p, err := proxy.New(proxy.Options{ControlPlane: ln.Addr().String(), Workload: "w-1", Namespace: "ns"})
+	p, err := proxy.New(proxy.Options{ControlPlane: ln.Addr().String(), Workload: "w-1", Namespace: "ns",
+		TrustDomain: "weft.local", Identity: "w", Token: "weft1.test", CAPin: pki.pin(), Issuer: issuerAddr})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -56,6 +56,15 @@ var kinds = []*Kind{
 		validate:    func(o Object) error { return validateHTTPRoute(o.(*gatewayv1.HTTPRoute)) },
 		setDefaults: func(o Object) { defaultHTTPRoute(o.(*gatewayv1.HTTPRoute)) },
 	},
+	{
+		Name:        "MTLSPolicy",
+		Plural:      "mtlspolicies",
+		Short:       []string{"mtlspolicy", "mtls"},
+		APIVersion:  v1alpha1.APIVersion,
+		New:         func() Object { return &v1alpha1.MTLSPolicy{} },
+		validate:    func(o Object) error { return validateMTLSPolicy(o.(*v1alpha1.MTLSPolicy)) },
+		setDefaults: func(o Object) {},
+	},
 }
 
 // Kinds returns every kind Weft knows, in a stable order.
@@ -113,6 +122,8 @@ func kindName(o Object) string {
 		return "Service"
 	case *gatewayv1.HTTPRoute:
 		return "HTTPRoute"
+	case *v1alpha1.MTLSPolicy:
+		return "MTLSPolicy"
 	}
 	return fmt.Sprintf("%T", o)
 }

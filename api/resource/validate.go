@@ -407,3 +407,37 @@ func parseGatewayDuration(s string) (time.Duration, error) {
 // ParseGatewayDuration parses a Gateway API duration ("10s", "1m30s",
 // "500ms") as GEP-2257 defines it.
 func ParseGatewayDuration(s string) (time.Duration, error) { return parseGatewayDuration(s) }
+
+func validateMTLSPolicy(p *v1alpha1.MTLSPolicy) error {
+	errs := validateMeta(p.Name, p.Namespace)
+	spec := field.NewPath("spec")
+	switch p.Spec.Mode {
+	case v1alpha1.MTLSStrict, v1alpha1.MTLSPermissive, v1alpha1.MTLSDisable:
+	case "":
+		errs = append(errs, field.Required(spec.Child("mode"), "STRICT, PERMISSIVE or DISABLE"))
+	default:
+		errs = append(errs, field.NotSupported(spec.Child("mode"), p.Spec.Mode, []string{v1alpha1.MTLSStrict, v1alpha1.MTLSPermissive, v1alpha1.MTLSDisable}))
+	}
+	if len(p.Spec.Selector) > 0 && p.Spec.TargetRef != nil {
+		errs = append(errs, field.Forbidden(spec.Child("targetRef"), "set selector or targetRef, not both"))
+	}
+	for k, v := range p.Spec.Selector {
+		sp := spec.Child("selector").Key(k)
+		for _, m := range validation.IsQualifiedName(k) {
+			errs = append(errs, field.Invalid(sp, k, m))
+		}
+		for _, m := range validation.IsValidLabelValue(v) {
+			errs = append(errs, field.Invalid(sp, v, m))
+		}
+	}
+	if t := p.Spec.TargetRef; t != nil {
+		tp := spec.Child("targetRef")
+		if t.Kind != "" && t.Kind != "Service" {
+			errs = append(errs, field.NotSupported(tp.Child("kind"), t.Kind, []string{"Service"}))
+		}
+		if t.Name == "" {
+			errs = append(errs, field.Required(tp.Child("name"), ""))
+		}
+	}
+	return asError(p, errs)
+}

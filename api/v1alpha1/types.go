@@ -41,3 +41,47 @@ type ServicePort struct {
 	// Protocol is HTTP (default), HTTP2, GRPC or TCP.
 	Protocol string `json:"protocol,omitempty"`
 }
+
+// MTLS modes of MTLSPolicy.
+const (
+	// MTLSStrict accepts only mutual TLS from meshed peers (the default).
+	MTLSStrict = "STRICT"
+	// MTLSPermissive accepts mutual TLS and plaintext on the same port (the
+	// proxy looks at the first bytes), for migrating clients into the mesh.
+	MTLSPermissive = "PERMISSIVE"
+	// MTLSDisable accepts plaintext only; meshed clients send plaintext.
+	MTLSDisable = "DISABLE"
+)
+
+// MeshNamespace is where mesh-wide policies live: an MTLSPolicy without a
+// selector in this namespace applies to every workload.
+const MeshNamespace = "weft-system"
+
+// MTLSPolicy sets how workloads accept traffic from peers: STRICT (mutual
+// TLS only, the default), PERMISSIVE (mutual TLS or plaintext) or DISABLE.
+// Scope: with a selector or targetRef, the selected workloads in the
+// policy's namespace; without, every workload of the namespace; without
+// either in namespace weft-system, the whole mesh. The narrowest scope
+// wins; among several matching selector policies, the oldest.
+type MTLSPolicy struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+	Spec              MTLSPolicySpec `json:"spec"`
+}
+
+// MTLSPolicySpec is the policy's scope and mode.
+type MTLSPolicySpec struct {
+	// Selector selects workloads by label.
+	Selector map[string]string `json:"selector,omitempty"`
+	// TargetRef names a Service whose workloads the policy selects.
+	TargetRef *LocalServiceRef `json:"targetRef,omitempty"`
+	// Mode is STRICT, PERMISSIVE or DISABLE.
+	Mode string `json:"mode"`
+}
+
+// LocalServiceRef names a Service in the same namespace.
+type LocalServiceRef struct {
+	// Kind is Service.
+	Kind string `json:"kind,omitempty"`
+	Name string `json:"name"`
+}

@@ -29,6 +29,10 @@ const (
 	MetaOutbound = "weft.outbound"
 	// MetaProxyVersion is the proxy's build version (string).
 	MetaProxyVersion = "weft.proxy_version"
+	// MetaIdentity is the workload's identity, the last segment of its
+	// SPIFFE ID spiffe://TRUST_DOMAIN/ns/NAMESPACE/sa/IDENTITY (string). It
+	// must match the certificate the proxy presents.
+	MetaIdentity = "weft.identity"
 
 	// Keys of each MetaInbound entry.
 	InboundPort     = "port"
@@ -48,6 +52,24 @@ const (
 	EndpointNamespace = "namespace"
 	EndpointVersion   = "version"
 )
+
+// SDS secret names.
+const (
+	// CertificateSecret is the proxy's own certificate. The proxy makes it
+	// itself (its key never leaves it): the control plane only names it.
+	CertificateSecret = "default"
+	// TrustBundleSecret is the mesh's trusted roots, delivered by SDS.
+	TrustBundleSecret = "ROOTCA"
+)
+
+// ControlPlaneIdentity is the identity path of the control plane's own
+// certificate: spiffe://TRUST_DOMAIN/ns/weft-system/sa/control-plane.
+const ControlPlaneIdentity = "/ns/weft-system/sa/control-plane"
+
+// SPIFFEID builds a workload's SPIFFE ID.
+func SPIFFEID(trustDomain, namespace, identity string) string {
+	return "spiffe://" + trustDomain + "/ns/" + namespace + "/sa/" + identity
+}
 
 // Fixed resource names.
 const (

@@ -65,7 +65,11 @@ type Options struct {
 	Store     store.Store
 	Workloads Workloads
 	Proxies   Proxies
-	Logger    *slog.Logger
+	// Identity, when set, serves tokens, certificates and the CA.
+	Identity *Identity
+	// OnBundleChange is called after the trusted roots change.
+	OnBundleChange func()
+	Logger         *slog.Logger
 }
 
 // Handler serves the API. It is safe for concurrent use.
@@ -84,6 +88,7 @@ func New(opts Options) *Handler {
 	h.mux.HandleFunc("GET /v1/workloads", h.workloads)
 	h.mux.HandleFunc("GET /v1/proxies", h.proxies)
 	h.mux.HandleFunc("GET /v1/problems", h.problems)
+	h.registerIdentity()
 	h.mux.HandleFunc("GET /v1/{plural}", h.list)
 	h.mux.HandleFunc("GET /v1/{plural}/{namespace}/{name}", h.get)
 	h.mux.HandleFunc("PUT /v1/{plural}/{namespace}/{name}", h.put)

@@ -106,6 +106,15 @@ func FromObjects(objs []resource.Object, workloads []*Workload) (*State, error) 
 				return nil, err
 			}
 			st.Routes = append(st.Routes, r)
+		case *v1alpha1.MTLSPolicy:
+			p := &MTLSPolicy{Name: v.Name, Namespace: v.Namespace, Created: v.CreationTimestamp.Time, Mode: v.Spec.Mode}
+			if len(v.Spec.Selector) > 0 {
+				p.Selector = v.Spec.Selector
+			}
+			if v.Spec.TargetRef != nil {
+				p.Service = v.Spec.TargetRef.Name
+			}
+			st.MTLSPolicies = append(st.MTLSPolicies, p)
 		default:
 			return nil, fmt.Errorf("model: unsupported object %T", o)
 		}

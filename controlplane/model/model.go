@@ -130,7 +130,10 @@ type Workload struct {
 	Address string        `json:"address"`
 	Inbound []InboundPort `json:"inbound,omitempty"`
 	// Outbound is the proxy's outbound listener address ("" for none).
-	Outbound     string `json:"outbound,omitempty"`
+	Outbound string `json:"outbound,omitempty"`
+	// Identity is the workload's identity (its SPIFFE ID's last segment:
+	// spiffe://TRUST_DOMAIN/ns/NAMESPACE/sa/IDENTITY).
+	Identity     string `json:"identity,omitempty"`
 	ProxyVersion string `json:"proxyVersion,omitempty"`
 	// Connected is false while the workload's proxy is away but inside its
 	// grace period; its endpoints stay so a restart does not flap them.
@@ -162,9 +165,88 @@ func (w *Workload) Clone() *Workload {
 // (Services and routes by namespace/name, workloads by namespace/name) so
 // generation is deterministic.
 type State struct {
-	Services  []*Service
-	Routes    []*HTTPRoute
-	Workloads []*Workload
+	Services     []*Service
+	Routes       []*HTTPRoute
+	MTLSPolicies []*MTLSPolicy
+	Workloads    []*Workload
+	// TrustDomain of the mesh's SPIFFE IDs ("" disables mTLS generation).
+	TrustDomain string
+	// TrustBundle is the PEM of the mesh's trusted roots.
+	TrustBundle []byte
+}
+
+// MTLS modes.
+const (
+	MTLSStrict     = "STRICT"
+	MTLSPermissive = "PERMISSIVE"
+	MTLSDisable    = "DISABLE"
+)
+
+// MeshNamespace holds mesh-wide policies.
+const MeshNamespace = "weft-system"
+
+// MTLSPolicy is a compiled MTLSPolicy: a scope and a mode.
+type MTLSPolicy struct {
+	Name      string
+	Namespace string
+	Created   time.Time
+	// Selector selects workloads (nil: the whole namespace, or the mesh in
+	// MeshNamespace).
+	Selector map[string]string
+	// Service, when set, selects the workloads of that Service.
+	Service string
+	Mode    string
+}
+
+// MTLSMode returns the mode a workload accepts traffic with: the oldest
+// matching selector (or Service) policy of its namespace, else its
+// namespace's policy, else the mesh's, else STRICT.
+func (s *State) MTLSMode(w *Workload) string {
+	var selected, namespace, mesh *MTLSPolicy
+	for _, p := range s.MTLSPolicies {
+		switch {
+		case p.Namespace == w.Namespace && (p.Selector != nil || p.Service != ""):
+			if s.policySelects(p, w) && (selected == nil || p.Created.Before(selected.Created)) {
+				selected = p
+			}
+		case p.Namespace == w.Namespace:
+			if namespace == nil || p.Created.Before(namespace.Created) {
+				namespace = p
+			}
+		case p.Namespace == MeshNamespace && p.Selector == nil && p.Service == "":
+			if mesh == nil || p.Created.Before(mesh.Created) {
+				mesh = p
+			}
+		}
+	}
+	for _, p := range []*MTLSPolicy{selected, namespace, mesh} {
+		if p != nil {
+			return p.Mode
+		}
+	}
+	return MTLSStrict
+}
+
+func (s *State) policySelects(p *MTLSPolicy, w *Workload) bool {
+	sel := p.Selector
+	if p.Service != "" {
+		svc := s.Service(p.Namespace, p.Service)
+		if svc == nil {
+			return false
+		}
+		return svc.Selects(w)
+	}
+	for k, v := range sel {
+		if w.Labels[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// SPIFFEID returns the workload's SPIFFE ID in the State's trust domain.
+func (s *State) SPIFFEID(w *Workload) string {
+	return "spiffe://" + s.TrustDomain + "/ns/" + w.Namespace + "/sa/" + w.Identity
 }
 
 // Service returns the named Service, or nil.

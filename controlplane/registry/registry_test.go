@@ -52,9 +52,12 @@ func TestConnectDisconnectGrace(t *testing.T) {
 		t.Fatalf("after reconnect: %+v", got)
 	}
 	r.Disconnect(2)
-	time.Sleep(600 * time.Millisecond)
-	if got := r.List(); len(got) != 0 {
-		t.Fatalf("after the grace period: %+v", got)
+	deadline := time.Now().Add(5 * time.Second)
+	for len(r.List()) != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("not removed after the grace period: %+v", r.List())
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	if _, err := st.Get(ctx, registry.Prefix+"shop/a-1"); err == nil {
 		t.Fatal("registration still persisted after removal")
@@ -104,9 +107,18 @@ func TestLoadAfterRestart(t *testing.T) {
 		t.Fatalf("after load: %+v", got)
 	}
 	_ = r.Connect(ctx, 7, wl("a-1"))
-	time.Sleep(600 * time.Millisecond)
-	got = r.List()
-	if len(got) != 1 || got[0].Name != "a-1" || !got[0].Connected {
-		t.Fatalf("after grace: %+v", got)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		got = r.List()
+		if len(got) == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("b-1 not removed after its grace period: %d workloads", len(got))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got[0].Name != "a-1" || !got[0].Connected {
+		t.Fatalf("after grace: %+v", *got[0])
 	}
 }

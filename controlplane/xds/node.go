@@ -26,6 +26,7 @@ func WorkloadFromNode(node *corev3.Node) (*model.Workload, error) {
 		Address:      str(xdsmeta.MetaAddress),
 		Outbound:     str(xdsmeta.MetaOutbound),
 		ProxyVersion: str(xdsmeta.MetaProxyVersion),
+		Identity:     str(xdsmeta.MetaIdentity),
 		Labels:       map[string]string{},
 	}
 	if w.Name == "" || w.Namespace == "" {
@@ -37,6 +38,12 @@ func WorkloadFromNode(node *corev3.Node) (*model.Workload, error) {
 	}
 	for _, m := range validation.IsDNS1123Subdomain(w.Name) {
 		return nil, fmt.Errorf("xds: node %q: workload %q: %s", node.GetId(), w.Name, m)
+	}
+	if w.Identity == "" {
+		w.Identity = w.Name
+	}
+	for _, m := range validation.IsDNS1123Subdomain(w.Identity) {
+		return nil, fmt.Errorf("xds: node %q: identity %q: %s", node.GetId(), w.Identity, m)
 	}
 	if want := xdsmeta.NodeID(w.Name, w.Namespace); node.GetId() != want {
 		return nil, fmt.Errorf("xds: node id %q does not match its workload metadata (want %q)", node.GetId(), want)

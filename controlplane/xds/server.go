@@ -39,6 +39,10 @@ type Options struct {
 	Debounce  time.Duration
 	MaxDelay  time.Duration
 	Logger    *slog.Logger
+	// PeerIdentity, when set, returns the verified workload identity
+	// (namespace, identity) of a stream's client certificate; a proxy whose
+	// node metadata claims another identity is refused.
+	PeerIdentity func(ctx context.Context) (namespace, identity string, err error)
 }
 
 // ProxyStatus is what the server knows of one connected proxy.
@@ -60,7 +64,8 @@ type Server struct {
 	trigger chan struct{}
 
 	mu      sync.Mutex
-	streams map[int64]string // stream → node id
+	streams map[int64]string    // stream → node id
+	peers   map[int64][2]string // stream → verified namespace, identity
 	status  map[string]*ProxyStatus
 	pushed  map[string]bool
 	pushes  uint64
@@ -83,10 +88,12 @@ func New(ctx context.Context, opts Options) *Server {
 		cache:   cachev3.NewSnapshotCache(true, cachev3.IDHash{}, nil),
 		trigger: make(chan struct{}, 1),
 		streams: map[int64]string{},
+		peers:   map[int64][2]string{},
 		status:  map[string]*ProxyStatus{},
 		pushed:  map[string]bool{},
 	}
 	cb := serverv3.CallbackFuncs{
+		StreamOpenFunc:    s.onOpen,
 		StreamRequestFunc: s.onRequest,
 		StreamClosedFunc:  s.onClosed,
 		StreamResponseFunc: func(_ context.Context, id int64, _ *discoveryv3.DiscoveryRequest, resp *discoveryv3.DiscoveryResponse) {
@@ -114,6 +121,21 @@ func (s *Server) Trigger() {
 	}
 }
 
+func (s *Server) onOpen(ctx context.Context, id int64, _ string) error {
+	if s.opts.PeerIdentity == nil {
+		return nil
+	}
+	ns, ident, err := s.opts.PeerIdentity(ctx)
+	if err != nil {
+		s.opts.Logger.Warn("refusing xDS stream", "stream", id, "error", err)
+		return err
+	}
+	s.mu.Lock()
+	s.peers[id] = [2]string{ns, ident}
+	s.mu.Unlock()
+	return nil
+}
+
 func (s *Server) onRequest(id int64, req *discoveryv3.DiscoveryRequest) error {
 	s.mu.Lock()
 	nodeID, known := s.streams[id]
@@ -125,6 +147,16 @@ func (s *Server) onRequest(id int64, req *discoveryv3.DiscoveryRequest) error {
 			return err
 		}
 		nodeID = w.NodeID()
+		if s.opts.PeerIdentity != nil {
+			s.mu.Lock()
+			peer, ok := s.peers[id]
+			s.mu.Unlock()
+			if !ok || peer[0] != w.Namespace || peer[1] != w.Identity {
+				err := fmt.Errorf("xds: node %s claims identity %s/%s but its certificate is for %s/%s", nodeID, w.Namespace, w.Identity, peer[0], peer[1])
+				s.opts.Logger.Warn("refusing proxy", "stream", id, "error", err)
+				return err
+			}
+		}
 		s.mu.Lock()
 		s.streams[id] = nodeID
 		if s.status[nodeID] == nil {
@@ -157,6 +189,7 @@ func (s *Server) onClosed(id int64, _ *corev3.Node) {
 	s.mu.Lock()
 	nodeID, ok := s.streams[id]
 	delete(s.streams, id)
+	delete(s.peers, id)
 	s.mu.Unlock()
 	if ok {
 		s.opts.Registry.Disconnect(id)
@@ -277,7 +310,7 @@ func snapshot(res xdsconfig.Resources) (*cachev3.Snapshot, error) {
 		}
 		snap.Resources[cachev3.GetResponseType(typ)] = cachev3.NewResources(v, items)
 	}
-	for _, typ := range []resource.Type{resource.ListenerType, resource.RouteType, resource.ClusterType, resource.EndpointType} {
+	for _, typ := range []resource.Type{resource.ListenerType, resource.RouteType, resource.ClusterType, resource.EndpointType, resource.SecretType} {
 		if _, ok := res[typ]; !ok {
 			snap.Resources[cachev3.GetResponseType(typ)] = cachev3.NewResources("empty", nil)
 		}

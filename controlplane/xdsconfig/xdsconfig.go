@@ -14,6 +14,7 @@ import (
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	upstreamhttpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
@@ -47,6 +48,7 @@ type Generation struct {
 	routes   *routev3.RouteConfiguration
 	clusters []types.Resource
 	loads    []types.Resource
+	secret   *tlsv3.Secret
 	// problems lists what could not be honoured (unknown backends...), for
 	// status reporting; generation never fails on them.
 	problems []string
@@ -58,6 +60,14 @@ func (g *Generation) Problems() []string { return g.problems }
 // NewGeneration builds the shared configuration of a State.
 func NewGeneration(st *model.State) *Generation {
 	g := &Generation{state: st}
+	if st.TrustDomain != "" {
+		g.secret = &tlsv3.Secret{
+			Name: xdsmeta.TrustBundleSecret,
+			Type: &tlsv3.Secret_ValidationContext{ValidationContext: &tlsv3.CertificateValidationContext{
+				TrustedCa: &corev3.DataSource{Specifier: &corev3.DataSource_InlineBytes{InlineBytes: st.TrustBundle}},
+			}},
+		}
+	}
 	g.routes = &routev3.RouteConfiguration{Name: xdsmeta.OutboundRoutes}
 	for _, svc := range st.Services {
 		bare := bareDomainPort(svc)
@@ -66,7 +76,13 @@ func NewGeneration(st *model.State) *Generation {
 				continue
 			}
 			name := xdsmeta.OutboundCluster(svc.Name, svc.Namespace, port.Port)
-			g.clusters = append(g.clusters, edsCluster(name, port.Protocol))
+			c := edsCluster(name, port.Protocol)
+			if st.TrustDomain != "" {
+				if ids, allDisabled := serviceIdentities(st, svc); !allDisabled {
+					c.TransportSocket = upstreamTLS(ids, port.Protocol)
+				}
+			}
+			g.clusters = append(g.clusters, c)
 			g.loads = append(g.loads, loadAssignment(name, svc, port, st.Workloads))
 			g.routes.VirtualHosts = append(g.routes.VirtualHosts, g.virtualHost(svc, port, port.Port == bare))
 		}
@@ -84,16 +100,24 @@ func (g *Generation) ForNode(w *model.Workload) Resources {
 			listeners = append(listeners, l)
 		}
 	}
+	mode := model.MTLSDisable
+	if g.state.TrustDomain != "" {
+		mode = g.state.MTLSMode(w)
+	}
 	for _, in := range w.Inbound {
-		listeners = append(listeners, inboundListener(w.Address, in))
+		listeners = append(listeners, inboundListener(w.Address, in, mode))
 		clusters = append(clusters, inboundCluster(in))
 	}
-	return Resources{
+	res := Resources{
 		resource.ListenerType: listeners,
 		resource.RouteType:    {g.routes},
 		resource.ClusterType:  clusters,
 		resource.EndpointType: g.loads,
 	}
+	if g.secret != nil {
+		res[resource.SecretType] = []types.Resource{g.secret}
+	}
+	return res
 }
 
 func isHTTP(protocol string) bool {
@@ -264,7 +288,7 @@ func outboundListener(addr string) (*listenerv3.Listener, error) {
 	}, nil
 }
 
-func inboundListener(address string, in model.InboundPort) *listenerv3.Listener {
+func inboundListener(address string, in model.InboundPort, mode string) *listenerv3.Listener {
 	cluster := xdsmeta.InboundCluster(in.AppPort)
 	routes := &routev3.RouteConfiguration{
 		Name: cluster,
@@ -284,12 +308,12 @@ func inboundListener(address string, in model.InboundPort) *listenerv3.Listener 
 	if address == "" {
 		address = "0.0.0.0"
 	}
+	chains, listenerFilters := inboundChains(mode, hcmFilter(cluster, routes, ""))
 	return &listenerv3.Listener{
-		Name:    xdsmeta.InboundListener(in.Port),
-		Address: socketAddress(address, in.Port),
-		FilterChains: []*listenerv3.FilterChain{{
-			Filters: []*listenerv3.Filter{hcmFilter(cluster, routes, "")},
-		}},
+		Name:            xdsmeta.InboundListener(in.Port),
+		Address:         socketAddress(address, in.Port),
+		ListenerFilters: listenerFilters,
+		FilterChains:    chains,
 	}
 }
 

@@ -45,7 +45,7 @@ func TestGolden(t *testing.T) {
 			gen := xdsconfig.NewGeneration(st)
 			res := gen.ForNode(w)
 			out := map[string]any{}
-			for _, typ := range []resource.Type{resource.ListenerType, resource.RouteType, resource.ClusterType, resource.EndpointType} {
+			for _, typ := range []resource.Type{resource.ListenerType, resource.RouteType, resource.ClusterType, resource.EndpointType, resource.SecretType} {
 				var items []json.RawMessage
 				for _, r := range res[typ] {
 					if err := r.(validator).Validate(); err != nil {
@@ -139,6 +139,10 @@ func loadState(t *testing.T, dir string) *model.State {
 	st, err := model.FromObjects(objs, workloads)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if td, err := os.ReadFile(filepath.Join(dir, "trustdomain.txt")); err == nil {
+		st.TrustDomain = string(bytes.TrimSpace(td))
+		st.TrustBundle = []byte("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
 	}
 	return st
 }

@@ -18,6 +18,7 @@ package forward
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"io"
@@ -51,6 +52,9 @@ type Options struct {
 	// long. Keep it below the upstream server's own keep-alive timeout so
 	// a pooled connection never races the server's close.
 	UpstreamIdleTimeout time.Duration
+	// ClientTLS returns the client TLS config for upstreams that must
+	// present one of allowedIDs, offering alpn. Required for mTLS clusters.
+	ClientTLS func(allowedIDs, alpn []string) *tls.Config
 }
 
 // Forwarder forwards requests per the current snapshot.
@@ -62,6 +66,17 @@ type Forwarder struct {
 	h2t   *http.Transport
 	bufs  sync.Pool
 	close sync.Once
+
+	dialer *net.Dialer
+	tlsMu  sync.Mutex
+	tlsRPs map[string]*tlsUpstream // by HTTP2 + UpstreamTLS.Key
+}
+
+// tlsUpstream is a pool of mutual TLS connections to upstreams of one
+// identity set: state that outlives config snapshots.
+type tlsUpstream struct {
+	rp *httputil.ReverseProxy
+	t  *http.Transport
 }
 
 type bufferPool struct{ p *sync.Pool }
@@ -83,6 +98,8 @@ func New(opts Options) *Forwarder {
 	f := &Forwarder{opts: opts}
 	f.bufs.New = func() any { b := make([]byte, 32*1024); return &b }
 	dialer := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
+	f.dialer = dialer
+	f.tlsRPs = map[string]*tlsUpstream{}
 	f.h1t = &http.Transport{
 		DialContext:         dialer.DialContext,
 		MaxIdleConns:        1024,
@@ -109,6 +126,11 @@ func (f *Forwarder) Close() {
 	f.close.Do(func() {
 		f.h1t.CloseIdleConnections()
 		f.h2t.CloseIdleConnections()
+		f.tlsMu.Lock()
+		for _, u := range f.tlsRPs {
+			u.t.CloseIdleConnections()
+		}
+		f.tlsMu.Unlock()
 	})
 }
 
@@ -286,9 +308,19 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		out.Header.Set("x-request-id", requestID())
 	}
 	sw := &statusWriter{ResponseWriter: w}
-	if cluster.HTTP2 {
+	switch {
+	case cluster.TLS != nil:
+		u.Scheme = "https"
+		rp, err := h.f.tlsProxy(cluster.HTTP2, cluster.TLS)
+		if err != nil {
+			fail(w, http.StatusServiceUnavailable, err.Error())
+			h.record(service, ep.Version, http.StatusServiceUnavailable, start)
+			return
+		}
+		rp.ServeHTTP(sw, out)
+	case cluster.HTTP2:
 		h.f.h2.ServeHTTP(sw, out)
-	} else {
+	default:
 		h.f.h1.ServeHTTP(sw, out)
 	}
 	code := sw.code
@@ -296,6 +328,65 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		code = http.StatusBadGateway
 	}
 	h.record(service, ep.Version, code, start)
+}
+
+// tlsProxy returns the reverse proxy over mutual TLS for upstreams of one
+// identity set, creating its connection pool on first use.
+func (f *Forwarder) tlsProxy(http2 bool, t *snapshot.UpstreamTLS) (*httputil.ReverseProxy, error) {
+	key := t.Key
+	if http2 {
+		key = "h2|" + key
+	}
+	f.tlsMu.Lock()
+	defer f.tlsMu.Unlock()
+	if u := f.tlsRPs[key]; u != nil {
+		return u.rp, nil
+	}
+	if f.opts.ClientTLS == nil {
+		return nil, errors.New("mutual TLS asked for but the proxy has no identity")
+	}
+	alpn := t.ALPN
+	tr := &http.Transport{
+		DialContext:         f.dialer.DialContext,
+		TLSClientConfig:     f.opts.ClientTLS(t.AllowedIDs, alpn),
+		TLSHandshakeTimeout: 5 * time.Second,
+		MaxIdleConns:        1024,
+		MaxIdleConnsPerHost: 256,
+		IdleConnTimeout:     f.opts.UpstreamIdleTimeout,
+		DisableCompression:  true,
+		Protocols:           new(http.Protocols),
+	}
+	if http2 {
+		tr.Protocols.SetHTTP2(true)
+		tr.HTTP2 = &http.HTTP2Config{SendPingTimeout: 15 * time.Second, PingTimeout: 10 * time.Second}
+	} else {
+		tr.Protocols.SetHTTP1(true)
+	}
+	u := &tlsUpstream{rp: f.reverseProxy(tr), t: tr}
+	f.tlsRPs[key] = u
+	return u.rp, nil
+}
+
+// Retain drops the mutual TLS pools no cluster of the snapshot uses.
+func (f *Forwarder) Retain(s *snapshot.Snapshot) {
+	keep := map[string]bool{}
+	for _, c := range s.Clusters {
+		if c.TLS != nil {
+			k := c.TLS.Key
+			if c.HTTP2 {
+				k = "h2|" + k
+			}
+			keep[k] = true
+		}
+	}
+	f.tlsMu.Lock()
+	defer f.tlsMu.Unlock()
+	for k, u := range f.tlsRPs {
+		if !keep[k] {
+			u.t.CloseIdleConnections()
+			delete(f.tlsRPs, k)
+		}
+	}
 }
 
 func (h *handler) record(service, version string, code int, start time.Time) {

@@ -36,7 +36,7 @@ func TestErrorMapping(t *testing.T) {
 	dead.Close()
 
 	res := &snapshot.Resources{
-		Listeners: map[string]*xdsresource.Listener{"outbound": {Name: "outbound", HTTP: &xdsresource.HTTPConnectionManager{RouteConfigName: "outbound"}}},
+		Listeners: map[string]*xdsresource.Listener{"outbound": {Name: "outbound", FilterChains: []xdsresource.FilterChain{{HTTP: &xdsresource.HTTPConnectionManager{RouteConfigName: "outbound"}}}}},
 		Routes: map[string]*xdsresource.RouteConfiguration{"outbound": {Name: "outbound", VirtualHosts: []xdsresource.VirtualHost{{
 			Name: "svc.ns:80", Domains: []string{"svc.ns"},
 			Routes: []xdsresource.Route{
@@ -54,7 +54,10 @@ func TestErrorMapping(t *testing.T) {
 		},
 		Endpoints: map[string]*xdsresource.ClusterLoadAssignment{},
 	}
-	snap := snapshot.Compile(res, balancer.NewPool())
+	snap, err := snapshot.Compile(res, balancer.NewPool())
+	if err != nil {
+		t.Fatal(err)
+	}
 	st := stats.New()
 	f := New(Options{Snapshot: func() *snapshot.Snapshot { return snap }, Stats: st})
 	defer f.Close()

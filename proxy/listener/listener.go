@@ -7,6 +7,7 @@ package listener
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -31,6 +32,7 @@ const IdleTimeout = 60 * time.Second
 // Pool holds the bound listeners by name.
 type Pool struct {
 	logger *slog.Logger
+	opts   Options
 	mu     sync.Mutex
 	active map[string]*bound
 	closed bool
@@ -39,16 +41,41 @@ type Pool struct {
 type bound struct {
 	name string
 	addr string
-	ln   net.Listener
+	ln   *modeListener
 	srv  *http.Server
 }
 
+// Options configure a Pool.
+type Options struct {
+	Logger *slog.Logger
+	// TLS returns the server TLS config for mutual TLS listeners offering
+	// the ALPN protocols. Required for STRICT and PERMISSIVE listeners.
+	TLS func(alpn []string) *tls.Config
+	// Reject counts a connection refused before TLS (plaintext on a STRICT
+	// port).
+	Reject func()
+}
+
 // NewPool returns an empty pool.
-func NewPool(logger *slog.Logger) *Pool {
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
+func NewPool(opts Options) *Pool {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Pool{logger: logger, active: map[string]*bound{}}
+	if opts.Reject == nil {
+		opts.Reject = func() {}
+	}
+	return &Pool{logger: opts.Logger, opts: opts, active: map[string]*bound{}}
+}
+
+func (p *Pool) modeOf(l *snapshot.Listener) (*acceptMode, error) {
+	m := &acceptMode{accept: l.Accept}
+	if l.Accept != snapshot.AcceptPlain {
+		if p.opts.TLS == nil {
+			return nil, fmt.Errorf("listener %q: mutual TLS asked for but the proxy has no identity", l.Name)
+		}
+		m.tls = p.opts.TLS(l.ALPN)
+	}
+	return m, nil
 }
 
 // NewServer returns the HTTP server every listener uses: HTTP/1.1 and
@@ -63,6 +90,7 @@ func NewServer(h http.Handler) *http.Server {
 		ErrorLog:          nil,
 	}
 	srv.Protocols.SetHTTP1(true)
+	srv.Protocols.SetHTTP2(true)
 	srv.Protocols.SetUnencryptedHTTP2(true)
 	return srv
 }
@@ -83,16 +111,27 @@ func (p *Pool) Reconcile(snap *snapshot.Snapshot, handler func(*snapshot.Listene
 	sort.Strings(names)
 	var added []*bound
 	var moved []*bound
+	type update struct {
+		b    *bound
+		mode *acceptMode
+	}
+	var updates []update
 	for _, name := range names {
 		l := snap.Listeners[name]
 		if l.TCPCluster != "" {
 			closeAll(added)
 			return fmt.Errorf("listener %q: TCP proxying is not supported by this proxy version", name)
 		}
+		mode, err := p.modeOf(l)
+		if err != nil {
+			closeAll(added)
+			return err
+		}
 		if cur := p.active[name]; cur != nil && cur.addr == l.Address {
+			updates = append(updates, update{cur, mode})
 			continue
 		}
-		b, err := p.bindMoving(name, l.Address, handler(l))
+		b, err := p.bindMoving(name, l.Address, handler(l), mode)
 		if err != nil {
 			closeAll(added)
 			return err
@@ -102,10 +141,15 @@ func (p *Pool) Reconcile(snap *snapshot.Snapshot, handler func(*snapshot.Listene
 		}
 		added = append(added, b)
 	}
+	for _, u := range updates {
+		if old := u.b.ln.mode.Swap(u.mode); old.accept != u.mode.accept {
+			p.logger.Info("listener accepts differently now", "listener", u.b.name, "accept", u.mode.accept.String())
+		}
+	}
 	for _, b := range added {
 		p.active[b.name] = b
 		go b.serve(p.logger)
-		p.logger.Info("listener bound", "listener", b.name, "address", b.ln.Addr().String())
+		p.logger.Info("listener bound", "listener", b.name, "address", b.ln.Addr().String(), "accept", b.ln.mode.Load().accept.String())
 	}
 	for name, b := range p.active {
 		if _, ok := snap.Listeners[name]; !ok {
@@ -122,12 +166,12 @@ func (p *Pool) Reconcile(snap *snapshot.Snapshot, handler func(*snapshot.Listene
 
 // bindMoving binds addr; if a listener of another name holds the same
 // address it cannot be taken over, which is an error.
-func (p *Pool) bindMoving(name, addr string, h http.Handler) (*bound, error) {
+func (p *Pool) bindMoving(name, addr string, h http.Handler, mode *acceptMode) (*bound, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("listener %q: bind %s: %w", name, addr, err)
 	}
-	return &bound{name: name, addr: addr, ln: ln, srv: NewServer(h)}, nil
+	return &bound{name: name, addr: addr, ln: newModeListener(ln, mode, p.opts.Reject), srv: NewServer(h)}, nil
 }
 
 func (b *bound) serve(logger *slog.Logger) {

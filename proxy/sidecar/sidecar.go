@@ -5,6 +5,8 @@ package sidecar
 
 import (
 	"context"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
@@ -40,6 +42,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		readyTimeout, drain        time.Duration
 		httpProxyEnv, showVersion  bool
 		appAddress                 string
+		caBundle                   string
 	)
 	fs.StringVar(&o.ControlPlane, "control-plane", envOr("WEFT_CONTROL_PLANE", "127.0.0.1:15010"), "control plane xDS address (env WEFT_CONTROL_PLANE)")
 	fs.StringVar(&o.Workload, "workload", os.Getenv("WEFT_WORKLOAD"), "this instance's name, unique in its namespace (env WEFT_WORKLOAD)")
@@ -47,6 +50,12 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	fs.Var(&labels, "label", "workload label KEY=VALUE; Services select on labels (repeatable)")
 	fs.StringVar(&o.Address, "address", "127.0.0.1", "IP address other proxies reach this workload's inbound ports on")
 	fs.Var(&inbound, "inbound", "inbound port PORT:APP_PORT[/PROTOCOL]: mesh traffic for the app's APP_PORT arrives on PORT; PROTOCOL is HTTP (default), HTTP2 or GRPC (repeatable)")
+	fs.StringVar(&o.TrustDomain, "trust-domain", envOr("WEFT_TRUST_DOMAIN", "weft.local"), "trust domain of the mesh (env WEFT_TRUST_DOMAIN)")
+	fs.StringVar(&o.Identity, "identity", os.Getenv("WEFT_IDENTITY"), "the workload's identity: its SPIFFE ID is spiffe://TRUST_DOMAIN/ns/NAMESPACE/sa/IDENTITY (env WEFT_IDENTITY; default: the app label, else the workload name)")
+	fs.StringVar(&o.Token, "token", os.Getenv("WEFT_TOKEN"), "join token for the first certificate, from `weft token create` (env WEFT_TOKEN)")
+	fs.StringVar(&o.CAPin, "ca-pin", os.Getenv("WEFT_CA_PIN"), "sha256:HEX pin of the mesh CA, printed by `weft token create` (env WEFT_CA_PIN)")
+	fs.StringVar(&caBundle, "ca-bundle", os.Getenv("WEFT_CA_BUNDLE"), "PEM file of the mesh's roots, instead of --ca-pin (env WEFT_CA_BUNDLE)")
+	fs.StringVar(&o.Issuer, "issuer", os.Getenv("WEFT_ISSUER"), "control plane's certificate issuer (env WEFT_ISSUER; default: the control plane's host, port 15012)")
 	fs.StringVar(&appAddress, "app-address", "127.0.0.1", "IP address the app listens on (the inbound ports forward there)")
 	fs.StringVar(&o.Outbound, "outbound", "127.0.0.1:15001", "outbound HTTP listener the app sends mesh requests to (usable as HTTP_PROXY); \"none\" disables it")
 	fs.Var(&upstreams, "upstream", "local port for one service HOST[:PORT]=LISTEN_ADDR, e.g. catalog.shop=127.0.0.1:9001 (repeatable)")
@@ -93,6 +102,41 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintln(stderr, "weft-proxy:", err)
 		return 2
+	}
+	if o.Identity == "" {
+		o.Identity = o.Labels["app"]
+		if o.Identity == "" {
+			o.Identity = o.Workload
+		}
+	}
+	if o.Issuer == "" {
+		if host, _, err := net.SplitHostPort(o.ControlPlane); err == nil {
+			o.Issuer = net.JoinHostPort(host, "15012")
+		}
+	}
+	if caBundle != "" {
+		data, err := os.ReadFile(caBundle)
+		if err != nil {
+			fmt.Fprintln(stderr, "weft-proxy: --ca-bundle:", err)
+			return 2
+		}
+		for {
+			var block *pem.Block
+			block, data = pem.Decode(data)
+			if block == nil {
+				break
+			}
+			c, err := x509.ParseCertificate(block.Bytes)
+			if err != nil {
+				fmt.Fprintln(stderr, "weft-proxy: --ca-bundle:", err)
+				return 2
+			}
+			o.CARoots = append(o.CARoots, c)
+		}
+		if len(o.CARoots) == 0 {
+			fmt.Fprintln(stderr, "weft-proxy: --ca-bundle: no certificate in", caBundle)
+			return 2
+		}
 	}
 	if net.ParseIP(appAddress) == nil {
 		fmt.Fprintf(stderr, "weft-proxy: --app-address %q is not an IP address\n", appAddress)
@@ -298,7 +342,13 @@ func UpstreamEnv(host string) string {
 }
 
 func appEnv(o proxy.Options, admin string, httpProxy bool) []string {
-	env := os.Environ()
+	var env []string
+	for _, e := range os.Environ() {
+		// The join token is the proxy's, not the app's.
+		if !strings.HasPrefix(e, "WEFT_TOKEN=") {
+			env = append(env, e)
+		}
+	}
 	env = append(env, "WEFT_WORKLOAD="+o.Workload, "WEFT_NAMESPACE="+o.Namespace)
 	if admin != "" {
 		env = append(env, "WEFT_ADMIN="+admin)

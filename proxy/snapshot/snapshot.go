@@ -6,7 +6,9 @@
 package snapshot
 
 import (
+	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/weftmesh/weft/proxy/balancer"
@@ -20,6 +22,7 @@ type Resources struct {
 	Routes    map[string]*xdsresource.RouteConfiguration
 	Clusters  map[string]*xdsresource.Cluster
 	Endpoints map[string]*xdsresource.ClusterLoadAssignment
+	Secrets   map[string]*xdsresource.Secret
 	// Versions of each type URL, as last accepted.
 	Versions map[string]string
 }
@@ -33,10 +36,36 @@ type Snapshot struct {
 	Created   time.Time
 }
 
+// Accept is how a listener takes connections.
+type Accept int
+
+const (
+	// AcceptPlain takes plaintext only (mTLS DISABLE).
+	AcceptPlain Accept = iota
+	// AcceptMTLS takes mutual TLS only (STRICT).
+	AcceptMTLS
+	// AcceptBoth takes mutual TLS or plaintext, told apart by the first
+	// byte (PERMISSIVE).
+	AcceptBoth
+)
+
+func (a Accept) String() string {
+	switch a {
+	case AcceptMTLS:
+		return "mtls"
+	case AcceptBoth:
+		return "mtls+plaintext"
+	}
+	return "plaintext"
+}
+
 // Listener is a compiled listener.
 type Listener struct {
 	Name    string
 	Address string
+	Accept  Accept
+	// ALPN offered on TLS connections.
+	ALPN []string
 	// Inline is the listener's own route table; nil when it uses RDS.
 	Inline *route.Table
 	// RDS names the RouteConfiguration it uses.
@@ -47,10 +76,21 @@ type Listener struct {
 
 // Cluster is a compiled cluster.
 type Cluster struct {
-	Name           string
-	HTTP2          bool
+	Name  string
+	HTTP2 bool
+	// TLS is set when upstream connections use mutual TLS.
+	TLS            *UpstreamTLS
 	ConnectTimeout time.Duration
 	Picker         *balancer.Picker
+}
+
+// UpstreamTLS says whom a cluster's upstreams must be.
+type UpstreamTLS struct {
+	// AllowedIDs are the SPIFFE IDs an upstream may present (none: refuse).
+	AllowedIDs []string
+	ALPN       []string
+	// Key identifies the TLS settings, for connection pools.
+	Key string
 }
 
 // RouteTable returns the listener's route table, or nil when its RDS
@@ -63,8 +103,9 @@ func (s *Snapshot) RouteTable(l *Listener) *route.Table {
 }
 
 // Compile builds a snapshot of the resources; cluster state comes from the
-// pool (and the pool forgets clusters that are gone).
-func Compile(res *Resources, pool *balancer.Pool) *Snapshot {
+// pool (and the pool forgets clusters that are gone). It fails on what the
+// proxy cannot honour, naming the resource.
+func Compile(res *Resources, pool *balancer.Pool) (*Snapshot, error) {
 	s := &Snapshot{
 		Listeners: make(map[string]*Listener, len(res.Listeners)),
 		Routes:    make(map[string]*route.Table, len(res.Routes)),
@@ -79,14 +120,9 @@ func Compile(res *Resources, pool *balancer.Pool) *Snapshot {
 		s.Routes[name] = route.Compile(rc)
 	}
 	for name, l := range res.Listeners {
-		cl := &Listener{Name: name, Address: l.Address}
-		switch {
-		case l.HTTP != nil && l.HTTP.Routes != nil:
-			cl.Inline = route.Compile(l.HTTP.Routes)
-		case l.HTTP != nil:
-			cl.RDS = l.HTTP.RouteConfigName
-		case l.TCP != nil:
-			cl.TCPCluster = l.TCP.Cluster
+		cl, err := compileListener(l)
+		if err != nil {
+			return nil, err
 		}
 		s.Listeners[name] = cl
 	}
@@ -108,15 +144,89 @@ func Compile(res *Resources, pool *balancer.Pool) *Snapshot {
 				eps = cla.Endpoints
 			}
 		}
+		var utls *UpstreamTLS
+		if c.TLS != nil {
+			var err error
+			if utls, err = compileUpstreamTLS(c.TLS); err != nil {
+				return nil, fmt.Errorf("cluster %q: %w", name, err)
+			}
+		}
 		s.Clusters[name] = &Cluster{
 			Name:           name,
 			HTTP2:          c.HTTP2,
+			TLS:            utls,
 			ConnectTimeout: c.ConnectTimeout,
 			Picker:         balancer.NewPicker(eps, pool.Get(name)),
 		}
 	}
 	pool.Retain(keep)
-	return s
+	return s, nil
+}
+
+// compileListener turns a listener's filter chains into how it accepts
+// connections and what it does with them. Every chain must do the same
+// (PERMISSIVE differs only in the transport).
+func compileListener(l *xdsresource.Listener) (*Listener, error) {
+	cl := &Listener{Name: l.Name, Address: l.Address}
+	if len(l.FilterChains) == 0 {
+		return nil, fmt.Errorf("listener %q: no filter chain", l.Name)
+	}
+	var tlsChain, plainChain bool
+	var sig string
+	for i, fc := range l.FilterChains {
+		if fc.TLS != nil {
+			if !fc.TLS.RequireClientCertificate {
+				return nil, fmt.Errorf("listener %q: filter_chains[%d]: TLS without a client certificate is not supported (mesh traffic is mutual TLS)", l.Name, i)
+			}
+			tlsChain = true
+			cl.ALPN = fc.TLS.Common.ALPN
+		} else {
+			plainChain = true
+		}
+		var this string
+		switch {
+		case fc.HTTP != nil && fc.HTTP.Routes != nil:
+			this = "inline:" + fc.HTTP.Routes.Name
+			if cl.Inline == nil {
+				cl.Inline = route.Compile(fc.HTTP.Routes)
+			}
+		case fc.HTTP != nil:
+			this = "rds:" + fc.HTTP.RouteConfigName
+			cl.RDS = fc.HTTP.RouteConfigName
+		case fc.TCP != nil:
+			this = "tcp:" + fc.TCP.Cluster
+			cl.TCPCluster = fc.TCP.Cluster
+		}
+		if i > 0 && this != sig {
+			return nil, fmt.Errorf("listener %q: filter chains that do different things are not supported", l.Name)
+		}
+		sig = this
+	}
+	switch {
+	case tlsChain && plainChain:
+		if !l.TLSInspector {
+			return nil, fmt.Errorf("listener %q: plaintext and TLS chains need the tls_inspector listener filter", l.Name)
+		}
+		cl.Accept = AcceptBoth
+	case tlsChain:
+		cl.Accept = AcceptMTLS
+	default:
+		cl.Accept = AcceptPlain
+	}
+	return cl, nil
+}
+
+func compileUpstreamTLS(t *xdsresource.UpstreamTLS) (*UpstreamTLS, error) {
+	u := &UpstreamTLS{ALPN: t.Common.ALPN}
+	for i, m := range t.Common.MatchSANs {
+		if m.Type != "URI" || m.Match.Kind != xdsresource.MatchExact || !strings.HasPrefix(m.Match.Value, "spiffe://") {
+			return nil, fmt.Errorf("match_typed_subject_alt_names[%d]: only exact URI SPIFFE IDs are supported", i)
+		}
+		u.AllowedIDs = append(u.AllowedIDs, m.Match.Value)
+	}
+	sort.Strings(u.AllowedIDs)
+	u.Key = strings.Join(u.AllowedIDs, ",") + "|" + strings.Join(u.ALPN, ",")
+	return u, nil
 }
 
 // EDSNames returns the EDS resource names the clusters need, sorted.
@@ -140,9 +250,11 @@ func RDSNames(listeners map[string]*xdsresource.Listener) []string {
 	seen := map[string]bool{}
 	var out []string
 	for _, l := range listeners {
-		if l.HTTP != nil && l.HTTP.RouteConfigName != "" && !seen[l.HTTP.RouteConfigName] {
-			seen[l.HTTP.RouteConfigName] = true
-			out = append(out, l.HTTP.RouteConfigName)
+		for _, fc := range l.FilterChains {
+			if fc.HTTP != nil && fc.HTTP.RouteConfigName != "" && !seen[fc.HTTP.RouteConfigName] {
+				seen[fc.HTTP.RouteConfigName] = true
+				out = append(out, fc.HTTP.RouteConfigName)
+			}
 		}
 	}
 	sort.Strings(out)

@@ -33,16 +33,17 @@ var (
 // decodeCluster decodes an envoy.config.cluster.v3.Cluster.
 func decodeCluster(b []byte) (*Cluster, error) {
 	var (
-		c              Cluster
-		discovery      oneof
-		eds            msg
-		connectTimeout msg
-		loadAssignment msg
-		deprecatedH2   bool
-		httpOptions    []byte // the Any under httpOptionsKey
-		hasHTTPOptions bool
-		lbPolicy       int32
-		protocolSelect int32
+		c               Cluster
+		discovery       oneof
+		eds             msg
+		connectTimeout  msg
+		loadAssignment  msg
+		deprecatedH2    bool
+		httpOptions     []byte // the Any under httpOptionsKey
+		hasHTTPOptions  bool
+		lbPolicy        int32
+		protocolSelect  int32
+		transportSocket msg
 	)
 	err := walk(b, func(f field) error {
 		var err error
@@ -81,7 +82,7 @@ func decodeCluster(b []byte) (*Cluster, error) {
 			protocolSelect, err = f.int32()
 			err = at("protocol_selection", err)
 		case 24:
-			err = notSupported("transport_socket")
+			err = at("transport_socket", transportSocket.add(f))
 		case 43:
 			err = notSupported("transport_socket_matches")
 		case 59:
@@ -145,6 +146,17 @@ func decodeCluster(b []byte) (*Cluster, error) {
 		}
 	}
 	c.HTTP2 = c.HTTP2 || deprecatedH2
+
+	if transportSocket.set {
+		context, tls, err := decodeTransportSocket(transportSocket.b, upstreamTLSMessage)
+		if err == nil && tls {
+			c.TLS, err = decodeUpstreamTLS(context)
+			err = at("typed_config", err)
+		}
+		if err != nil {
+			return nil, at("transport_socket", err)
+		}
+	}
 
 	if loadAssignment.set && c.Discovery == DiscoveryStatic {
 		// Unlike an EDS resource, an inline load_assignment may leave

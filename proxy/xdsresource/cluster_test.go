@@ -9,11 +9,13 @@ import (
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	upstreamhttpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	tcpupstreamv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/tcp/v3"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/weftmesh/weft/proxy/xdsresource"
 )
@@ -243,9 +245,9 @@ func TestDecodeCluster(t *testing.T) {
 			wantErr: `connect_timeout: negative duration -1s 0ns`,
 		},
 		{
-			name:    "transport_socket",
+			name:    "unknown transport_socket",
 			in:      modCluster(func(c *clusterv3.Cluster) { c.TransportSocket = &corev3.TransportSocket{Name: "tls"} }),
-			wantErr: `transport_socket: not supported`,
+			wantErr: `cluster "outbound|8080||api.prod": transport_socket: transport socket "tls": not supported`,
 		},
 		{
 			name: "transport_socket_matches",
@@ -333,6 +335,80 @@ func TestDecodeCluster(t *testing.T) {
 				},
 			},
 			wantErr: `cluster "static": load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address.port_value: 0 out of range 1..65535`,
+		},
+
+		// TLS.
+		{
+			name: "mtls eds",
+			in:   mtlsCluster(nil),
+			want: withWant(func(c *xdsresource.Cluster) { c.TLS = upstreamWant() }),
+		},
+		{
+			name: "mtls with harmless options, without sni",
+			in: mtlsCluster(func(u *tlsv3.UpstreamTlsContext) {
+				u.Sni = ""
+				u.MaxSessionKeys = wrapperspb.UInt32(0)
+				u.EnforceRsaKeyUsage = wrapperspb.Bool(true)
+			}),
+			want: withWant(func(c *xdsresource.Cluster) {
+				c.TLS = upstreamWant()
+				c.TLS.SNI = ""
+			}),
+		},
+		{
+			name: "raw_buffer transport socket is plaintext",
+			in: modCluster(func(c *clusterv3.Cluster) {
+				c.TransportSocket = &corev3.TransportSocket{Name: "envoy.transport_sockets.raw_buffer"}
+			}),
+			want: edsWant,
+		},
+		{
+			name: "tls socket with a downstream context",
+			in: modCluster(func(c *clusterv3.Cluster) {
+				c.TransportSocket = tlsSocket(downstreamTLS())
+			}),
+			wantErr: `cluster "outbound|8080||api.prod": transport_socket.typed_config: transport socket "envoy.transport_sockets.tls" of type "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext": not supported`,
+		},
+		{
+			name:    "upstream tls without common_tls_context",
+			in:      mtlsCluster(func(u *tlsv3.UpstreamTlsContext) { u.CommonTlsContext = nil }),
+			wantErr: `cluster "outbound|8080||api.prod": transport_socket.typed_config.common_tls_context: must be set`,
+		},
+		{
+			name: "upstream tls without validation",
+			in: mtlsCluster(func(u *tlsv3.UpstreamTlsContext) {
+				u.CommonTlsContext.ValidationContextType = nil
+			}),
+			wantErr: `transport_socket.typed_config.common_tls_context: a validation context from SDS (combined_validation_context or validation_context_sds_secret_config) is required: the proxy verifies every upstream`,
+		},
+		{
+			name: "upstream tls without certificate",
+			in: mtlsCluster(func(u *tlsv3.UpstreamTlsContext) {
+				u.CommonTlsContext.TlsCertificateSdsSecretConfigs = nil
+			}),
+			wantErr: `transport_socket.typed_config.common_tls_context.tls_certificate_sds_secret_configs: want exactly 1 SDS secret with the certificate, have 0`,
+		},
+		{
+			name:    "allow_renegotiation",
+			in:      mtlsCluster(func(u *tlsv3.UpstreamTlsContext) { u.AllowRenegotiation = true }),
+			wantErr: `transport_socket.typed_config.allow_renegotiation: not supported`,
+		},
+		{
+			name:    "auto_host_sni",
+			in:      mtlsCluster(func(u *tlsv3.UpstreamTlsContext) { u.AutoHostSni = true }),
+			wantErr: `transport_socket.typed_config.auto_host_sni: not supported`,
+		},
+		{
+			name:    "auto_sni_san_validation",
+			in:      mtlsCluster(func(u *tlsv3.UpstreamTlsContext) { u.AutoSniSanValidation = true }),
+			wantErr: `transport_socket.typed_config.auto_sni_san_validation: not supported`,
+		},
+		{
+			name: "upstream inline tls_certificates",
+			in: mtlsCluster(func(u *tlsv3.UpstreamTlsContext) {
+				u.CommonTlsContext.TlsCertificates = []*tlsv3.TlsCertificate{{}}
+			}),
+			wantErr: `transport_socket.typed_config.common_tls_context.tls_certificates: not supported`,
 		},
 	}
 	for _, tt := range tests {

@@ -8,7 +8,8 @@ import (
 
 // Decode decodes b, the serialized resource of type typeURL (the value of a
 // google.protobuf.Any in a DiscoveryResponse), and validates it. v is a
-// *Listener, *RouteConfiguration, *Cluster or *ClusterLoadAssignment.
+// *Listener, *RouteConfiguration, *Cluster, *ClusterLoadAssignment or
+// *Secret.
 //
 // The name is returned even when the resource is invalid, as long as it can
 // be read, so that the caller can tell which resource it rejects.
@@ -38,6 +39,12 @@ func Decode(typeURL string, b []byte) (name string, v any, err error) {
 			return peekName(b), nil, err
 		}
 		return cla.ClusterName, cla, nil
+	case SecretType:
+		s, err := DecodeSecret(b)
+		if err != nil {
+			return peekName(b), nil, err
+		}
+		return s.Name, s, nil
 	}
 	return "", nil, fmt.Errorf("xdsresource: unsupported resource type %q", typeURL)
 }
@@ -88,6 +95,18 @@ func DecodeClusterLoadAssignment(b []byte) (*ClusterLoadAssignment, error) {
 	return cla, nil
 }
 
+// DecodeSecret decodes and validates a serialized
+// envoy.extensions.transport_sockets.tls.v3.Secret: a trusted CA bundle
+// (validation_context.trusted_ca). Certificates and keys are refused: the
+// proxy generates its own key.
+func DecodeSecret(b []byte) (*Secret, error) {
+	s, err := decodeSecret(b)
+	if err != nil {
+		return nil, resourceError("secret", b, err)
+	}
+	return s, nil
+}
+
 // resourceError names the resource encoded in b in err.
 func resourceError(kind string, b []byte, err error) error {
 	if name := peekName(b); name != "" {
@@ -97,7 +116,7 @@ func resourceError(kind string, b []byte, err error) error {
 }
 
 // peekName returns the name of the resource encoded in b, as far as it can
-// be read: field 1 of all four resource types.
+// be read: field 1 of all five resource types.
 func peekName(b []byte) string {
 	var name string
 	_ = walk(b, func(f field) error {

@@ -10,6 +10,7 @@ import (
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
@@ -27,6 +28,7 @@ func TestDecode(t *testing.T) {
 		{xdsresource.RouteType, baseRoutes(), "outbound", "*xdsresource.RouteConfiguration"},
 		{xdsresource.ClusterType, edsCluster(), "outbound|8080||api.prod", "*xdsresource.Cluster"},
 		{xdsresource.EndpointType, fullLoadAssignment(), "api.prod:8080", "*xdsresource.ClusterLoadAssignment"},
+		{xdsresource.SecretType, rootCASecret(), "ROOTCA", "*xdsresource.Secret"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.typeURL, func(t *testing.T) {
@@ -54,6 +56,8 @@ func typeString(v any) string {
 		return "*xdsresource.Cluster"
 	case *xdsresource.ClusterLoadAssignment:
 		return "*xdsresource.ClusterLoadAssignment"
+	case *xdsresource.Secret:
+		return "*xdsresource.Secret"
 	case nil:
 		return "nil"
 	}
@@ -71,7 +75,7 @@ func TestDecodeInvalid(t *testing.T) {
 			typeURL:  xdsresource.ListenerType,
 			in:       modListener(func(l *listenerv3.Listener) { l.FilterChains = nil }),
 			wantName: "outbound",
-			wantErr:  `xdsresource: listener "outbound": filter_chains: want exactly 1 filter chain, have 0`,
+			wantErr:  `xdsresource: listener "outbound": filter_chains: must not be empty`,
 		},
 		{
 			typeURL:  xdsresource.RouteType,
@@ -90,6 +94,14 @@ func TestDecodeInvalid(t *testing.T) {
 			in:       modEndpoint(func(e *endpointv3.LbEndpoint) { e.HostIdentifier = nil }),
 			wantName: "api",
 			wantErr:  `xdsresource: endpoints "api": endpoints[0].lb_endpoints[0].endpoint: must be set`,
+		},
+		{
+			typeURL: xdsresource.SecretType,
+			in: modSecret(func(s *tlsv3.Secret) {
+				s.Type = &tlsv3.Secret_TlsCertificate{TlsCertificate: &tlsv3.TlsCertificate{}}
+			}),
+			wantName: "ROOTCA",
+			wantErr:  `xdsresource: secret "ROOTCA": tls_certificate: not supported: the proxy generates its own key; certificates are not delivered by SDS`,
 		},
 	}
 	for _, tt := range tests {
@@ -204,21 +216,21 @@ func TestDecodeMerge(t *testing.T) {
 			name: "the last oneof member wins: route_config",
 			in:   listener(hcmWith(rdsHCM()), hcmWith(inline)),
 			check: func(l *xdsresource.Listener) bool {
-				return l.HTTP.RouteConfigName == "" && l.HTTP.Routes.Name == "inbound-8080"
+				return l.FilterChains[0].HTTP.RouteConfigName == "" && l.FilterChains[0].HTTP.Routes.Name == "inbound-8080"
 			},
 		},
 		{
 			name: "the last oneof member wins: rds",
 			in:   listener(hcmWith(inline), hcmWith(rdsHCM())),
 			check: func(l *xdsresource.Listener) bool {
-				return l.HTTP.RouteConfigName == "outbound" && l.HTTP.Routes == nil
+				return l.FilterChains[0].HTTP.RouteConfigName == "outbound" && l.FilterChains[0].HTTP.Routes == nil
 			},
 		},
 		{
 			name: "a oneof message member merges",
 			in:   listener(hcmWith(rdsHCM()), hcmWith(inline), hcmWith(inlineRename)),
 			check: func(l *xdsresource.Listener) bool {
-				return l.HTTP.Routes.Name == "renamed" && len(l.HTTP.Routes.VirtualHosts) == 1
+				return l.FilterChains[0].HTTP.Routes.Name == "renamed" && len(l.FilterChains[0].HTTP.Routes.VirtualHosts) == 1
 			},
 		},
 		{

@@ -10,10 +10,12 @@ import (
 	"testing"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/weftmesh/weft/proxy/xdsresource"
@@ -27,6 +29,7 @@ var (
 	decodeRoutes   = func(b []byte) (any, error) { return xdsresource.DecodeRouteConfiguration(b) }
 	decodeCluster  = func(b []byte) (any, error) { return xdsresource.DecodeCluster(b) }
 	decodeEndpoint = func(b []byte) (any, error) { return xdsresource.DecodeClusterLoadAssignment(b) }
+	decodeSecret   = func(b []byte) (any, error) { return xdsresource.DecodeSecret(b) }
 )
 
 // checkCanonical checks that the decoder reads b as the generated code
@@ -87,6 +90,10 @@ func FuzzDecodeClusterLoadAssignment(f *testing.F) {
 	fuzz(f, xdsresource.EndpointType, func() proto.Message { return &endpointv3.ClusterLoadAssignment{} }, decodeEndpoint)
 }
 
+func FuzzDecodeSecret(f *testing.F) {
+	fuzz(f, xdsresource.SecretType, func() proto.Message { return &tlsv3.Secret{} }, decodeSecret)
+}
+
 // seeds are the resources of the checked-in seed corpus, by fuzz target
 // and file name.
 func seeds() map[string]map[string]proto.Message {
@@ -96,7 +103,9 @@ func seeds() map[string]map[string]proto.Message {
 			"hcm-inline": hcmListener(func(h *hcmv3.HttpConnectionManager) {
 				h.RouteSpecifier = &hcmv3.HttpConnectionManager_RouteConfig{RouteConfig: fullRoutes()}
 			}),
-			"tcp-proxy": tcpListener(nil),
+			"tcp-proxy":       tcpListener(nil),
+			"mtls-strict":     strictListener(nil),
+			"mtls-permissive": permissiveListener(nil),
 		},
 		"FuzzDecodeRouteConfiguration": {
 			"full": fullRoutes(),
@@ -104,6 +113,7 @@ func seeds() map[string]map[string]proto.Message {
 		},
 		"FuzzDecodeCluster": {
 			"eds-http2": edsCluster(),
+			"eds-mtls":  mtlsCluster(nil),
 			"static": &clusterv3.Cluster{
 				Name:                 "inbound|8080",
 				ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: clusterv3.Cluster_STATIC},
@@ -112,6 +122,12 @@ func seeds() map[string]map[string]proto.Message {
 		},
 		"FuzzDecodeClusterLoadAssignment": {
 			"full": fullLoadAssignment(),
+		},
+		"FuzzDecodeSecret": {
+			"rootca": rootCASecret(),
+			"rootca-bundle": modTrustedCA(&corev3.DataSource{Specifier: &corev3.DataSource_InlineString{
+				InlineString: "# weft test root CA\n" + rootCAPEM,
+			}}),
 		},
 	}
 }
@@ -125,6 +141,7 @@ func TestFuzzSeeds(t *testing.T) {
 		"FuzzDecodeRouteConfiguration":    decodeRoutes,
 		"FuzzDecodeCluster":               decodeCluster,
 		"FuzzDecodeClusterLoadAssignment": decodeEndpoint,
+		"FuzzDecodeSecret":                decodeSecret,
 	}
 	for target, files := range seeds() {
 		for name, m := range files {

@@ -15,14 +15,20 @@ const (
 	// routerFilter is the router's name, for an http filter without a
 	// typed_config.
 	routerFilter = "envoy.filters.http.router"
+
+	tlsInspectorMessage = "envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector"
+	// tlsInspectorFilter is the TLS inspector's name, for a listener filter
+	// without a typed_config.
+	tlsInspectorFilter = "envoy.filters.listener.tls_inspector"
 )
 
 // decodeListener decodes an envoy.config.listener.v3.Listener.
 func decodeListener(b []byte) (*Listener, error) {
 	var (
-		l      Listener
-		addr   msg
-		chains [][]byte
+		l               Listener
+		addr            msg
+		chains          [][]byte
+		listenerFilters [][]byte
 	)
 	err := walk(b, func(f field) error {
 		var err error
@@ -37,6 +43,11 @@ func decodeListener(b []byte) (*Listener, error) {
 			c, err = f.message()
 			chains = append(chains, c)
 			err = atIndex("filter_chains", len(chains)-1, err)
+		case 9:
+			var c []byte
+			c, err = f.message()
+			listenerFilters = append(listenerFilters, c)
+			err = atIndex("listener_filters", len(listenerFilters)-1, err)
 		case 25:
 			err = notSupported("default_filter_chain")
 		case 27:
@@ -60,43 +71,234 @@ func decodeListener(b []byte) (*Listener, error) {
 	if l.Address, err = decodeAddress(addr.b); err != nil {
 		return nil, at("address", err)
 	}
-	if len(chains) != 1 {
-		return nil, at("filter_chains", fmt.Errorf("want exactly 1 filter chain, have %d", len(chains)))
+	for i, fb := range listenerFilters {
+		if err := decodeListenerFilter(fb); err != nil {
+			return nil, atIndex("listener_filters", i, err)
+		}
+		l.TLSInspector = true
 	}
-	if l.HTTP, l.TCP, err = decodeFilterChain(chains[0]); err != nil {
-		return nil, atIndex("filter_chains", 0, err)
+	if len(chains) == 0 {
+		return nil, at("filter_chains", errEmpty)
+	}
+	l.FilterChains = make([]FilterChain, len(chains))
+	matched := make(map[string]int, len(chains)) // transport protocol → chain
+	for i, cb := range chains {
+		c := &l.FilterChains[i]
+		if *c, err = decodeFilterChain(cb); err != nil {
+			return nil, atIndex("filter_chains", i, err)
+		}
+		if err := checkChainMatch(c, l.TLSInspector, matched, i); err != nil {
+			return nil, atIndex("filter_chains", i, err)
+		}
+		matched[c.TransportProtocol] = i
 	}
 	return &l, nil
+}
+
+// checkChainMatch checks filter chain i, c, against the listener: its
+// transport protocol is not matched by an earlier chain (matched), it can
+// be detected, and its transport socket agrees with it.
+func checkChainMatch(c *FilterChain, tlsInspector bool, matched map[string]int, i int) error {
+	const path = "filter_chain_match.transport_protocol"
+	if j, dup := matched[c.TransportProtocol]; dup {
+		return at(path, fmt.Errorf("%q is also matched by filter_chains[%d]", c.TransportProtocol, j))
+	}
+	if c.TransportProtocol != TransportAny && !tlsInspector {
+		return at(path, fmt.Errorf("matching %q requires the %s listener filter", c.TransportProtocol, tlsInspectorFilter))
+	}
+	switch {
+	case c.TransportProtocol == TransportTLS && c.TLS == nil:
+		return at("transport_socket", fmt.Errorf("a chain that matches %q must terminate TLS (%s)", TransportTLS, tlsSocket))
+	case c.TransportProtocol == TransportRawBuffer && c.TLS != nil:
+		return at("transport_socket", fmt.Errorf("a chain that matches %q cannot terminate TLS", TransportRawBuffer))
+	}
+	return nil
+}
+
+// decodeListenerFilter decodes an envoy.config.listener.v3.ListenerFilter,
+// which must be the TLS inspector: the proxy has no other.
+func decodeListenerFilter(b []byte) error {
+	var (
+		name     string
+		config   oneof
+		disabled bool
+	)
+	err := walk(b, func(f field) error {
+		var err error
+		switch f.num {
+		case 1:
+			name, err = f.string()
+			err = at("name", err)
+		case 3, 5: // typed_config, config_discovery
+			err = config.message(f)
+		case 4:
+			_, err = f.message()
+			disabled = true
+			err = at("filter_disabled", err)
+		}
+		return err
+	})
+	switch {
+	case err != nil:
+		return err
+	case name == "":
+		return at("name", errEmpty)
+	}
+	switch config.num {
+	case 0:
+		if name != tlsInspectorFilter {
+			return fmt.Errorf("listener filter %q: %w", name, errNotSupported)
+		}
+	case 3:
+		a, err := decodeAny(config.f.b)
+		if err != nil {
+			return at("typed_config", err)
+		}
+		if typeName(a.typeURL) != tlsInspectorMessage {
+			return at("typed_config", fmt.Errorf("listener filter %q of type %q: %w", name, a.typeURL, errNotSupported))
+		}
+		if err := decodeTLSInspector(a.value); err != nil {
+			return at("typed_config", err)
+		}
+	case 5:
+		return notSupported("config_discovery")
+	}
+	if disabled {
+		return notSupported("filter_disabled")
+	}
+	return nil
+}
+
+// decodeTLSInspector decodes an
+// envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector. The
+// proxy takes what does not look like TLS as plaintext, and computes no
+// fingerprints (ignoring them is harmless, as are the buffer sizes).
+func decodeTLSInspector(b []byte) error {
+	var closeOnError bool
+	err := walk(b, func(f field) error {
+		var err error
+		if f.num == 4 {
+			closeOnError, err = f.bool()
+			err = at("close_connection_on_client_hello_parsing_errors", err)
+		}
+		return err
+	})
+	if err == nil && closeOnError {
+		err = notSupported("close_connection_on_client_hello_parsing_errors")
+	}
+	return err
 }
 
 // decodeFilterChain decodes an envoy.config.listener.v3.FilterChain, which
 // must hold exactly one network filter, an HTTP connection manager or a TCP
 // proxy.
-func decodeFilterChain(b []byte) (*HTTPConnectionManager, *TCPProxy, error) {
-	var filters [][]byte
+func decodeFilterChain(b []byte) (FilterChain, error) {
+	var (
+		c       FilterChain
+		match   msg
+		socket  msg
+		filters [][]byte
+	)
 	err := walk(b, func(f field) error {
 		var err error
 		switch f.num {
 		case 1:
-			err = notSupported("filter_chain_match")
+			err = at("filter_chain_match", match.add(f))
 		case 3:
-			var c []byte
-			c, err = f.message()
-			filters = append(filters, c)
+			var fb []byte
+			fb, err = f.message()
+			filters = append(filters, fb)
 			err = atIndex("filters", len(filters)-1, err)
 		case 6:
-			err = notSupported("transport_socket")
+			err = at("transport_socket", socket.add(f))
+		case 7:
+			c.Name, err = f.string()
+			err = at("name", err)
 		}
 		return err
 	})
 	if err != nil {
-		return nil, nil, err
+		return FilterChain{}, err
+	}
+	if match.set {
+		if c.TransportProtocol, err = decodeFilterChainMatch(match.b); err != nil {
+			return FilterChain{}, at("filter_chain_match", err)
+		}
+	}
+	if socket.set {
+		context, tls, err := decodeTransportSocket(socket.b, downstreamTLSMessage)
+		if err == nil && tls {
+			c.TLS, err = decodeDownstreamTLS(context)
+			err = at("typed_config", err)
+		}
+		if err != nil {
+			return FilterChain{}, at("transport_socket", err)
+		}
 	}
 	if len(filters) != 1 {
-		return nil, nil, at("filters", fmt.Errorf("want exactly 1 network filter, have %d", len(filters)))
+		return FilterChain{}, at("filters", fmt.Errorf("want exactly 1 network filter, have %d", len(filters)))
 	}
-	hcm, tcp, err := decodeNetworkFilter(filters[0])
-	return hcm, tcp, atIndex("filters", 0, err)
+	if c.HTTP, c.TCP, err = decodeNetworkFilter(filters[0]); err != nil {
+		return FilterChain{}, atIndex("filters", 0, err)
+	}
+	return c, nil
+}
+
+// decodeFilterChainMatch decodes an
+// envoy.config.listener.v3.FilterChainMatch into its transport_protocol:
+// the proxy matches on nothing else.
+func decodeFilterChainMatch(b []byte) (string, error) {
+	var (
+		protocol      string
+		addressSuffix string
+		sourceType    int32
+	)
+	err := walk(b, func(f field) error {
+		var err error
+		switch f.num {
+		case 9:
+			protocol, err = f.string()
+			err = at("transport_protocol", err)
+		case 3:
+			err = notSupported("prefix_ranges")
+		case 4:
+			addressSuffix, err = f.string()
+			err = at("address_suffix", err)
+		case 5:
+			err = notSupported("suffix_len")
+		case 6:
+			err = notSupported("source_prefix_ranges")
+		case 7:
+			if packedNonEmpty(f) {
+				err = notSupported("source_ports")
+			}
+		case 8:
+			err = notSupported("destination_port")
+		case 10:
+			err = notSupported("application_protocols")
+		case 11:
+			err = notSupported("server_names")
+		case 12:
+			sourceType, err = f.int32()
+			err = at("source_type", err)
+		case 13:
+			err = notSupported("direct_source_prefix_ranges")
+		}
+		return err
+	})
+	switch {
+	case err != nil:
+		return "", err
+	case addressSuffix != "":
+		return "", notSupported("address_suffix")
+	case sourceType != 0: // ANY
+		return "", notSupported("source_type")
+	}
+	switch protocol {
+	case TransportAny, TransportTLS, TransportRawBuffer:
+		return protocol, nil
+	}
+	return "", at("transport_protocol", fmt.Errorf("%q: %w (want %q or %q)", protocol, errNotSupported, TransportTLS, TransportRawBuffer))
 }
 
 // decodeNetworkFilter decodes an envoy.config.listener.v3.Filter.
