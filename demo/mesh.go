@@ -98,6 +98,7 @@ type Row struct {
 	P50      float64 `json:"p50ms"`
 	P99      float64 `json:"p99ms"`
 	Share    float64 `json:"share"`
+	MTLS     bool    `json:"mtls"`
 }
 
 type proc struct {
@@ -238,6 +239,17 @@ loop:
 		since(begin), sum.Requests, sum.Success, pct(sum.Success, sum.Requests))
 	printTable(out, sum.Edges)
 	printSplit(out, sum.Edges)
+	mtls := 0
+	for _, r := range sum.Edges {
+		if r.MTLS {
+			mtls++
+		}
+	}
+	if mtls == len(sum.Edges) && mtls > 0 {
+		fmt.Fprintf(out, "Every hop was mutual TLS (SPIFFE identities from the mesh CA, trust domain weft.local).\n")
+	} else {
+		fmt.Fprintf(out, "%d of %d edges were mutual TLS.\n", mtls, len(sum.Edges))
+	}
 	if sum.Success == 0 {
 		return sum, errors.New("no request succeeded through the mesh")
 	}
@@ -491,7 +503,7 @@ func rows(prev, cur sample, window time.Duration) []Row {
 		for _, e := range edges {
 			var before stats.Edge
 			for _, p := range prev[src] {
-				if p.Service == e.Service && p.Version == e.Version {
+				if p.Service == e.Service && p.Version == e.Version && p.MTLS == e.MTLS {
 					before = p
 				}
 			}
@@ -513,6 +525,7 @@ func rows(prev, cur sample, window time.Duration) []Row {
 				RPS:     float64(n) / window.Seconds(),
 				P50:     stats.Quantile(buckets, 0.5),
 				P99:     stats.Quantile(buckets, 0.99),
+				MTLS:    e.MTLS,
 			})
 			totals[src+">"+e.Service] += n
 		}
@@ -548,10 +561,14 @@ func printTable(w io.Writer, rows []Row) {
 		return
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "  SOURCE\tDESTINATION\tVERSION\tREQUESTS\tSUCCESS\tRPS\tP50\tP99\tSHARE")
+	fmt.Fprintln(tw, "  SOURCE\tDESTINATION\tVERSION\tREQUESTS\tSUCCESS\tRPS\tP50\tP99\tSHARE\tMTLS")
 	for _, r := range rows {
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%d\t%.1f%%\t%.1f\t%.1fms\t%.1fms\t%.0f%%\n",
-			r.Source, r.Dest, dash(r.Version), r.Requests, r.Success, r.RPS, r.P50, r.P99, r.Share)
+		mtls := "no"
+		if r.MTLS {
+			mtls = "yes"
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%d\t%.1f%%\t%.1f\t%.1fms\t%.1fms\t%.0f%%\t%s\n",
+			r.Source, r.Dest, dash(r.Version), r.Requests, r.Success, r.RPS, r.P50, r.P99, r.Share, mtls)
 	}
 	tw.Flush()
 }

@@ -33,6 +33,9 @@ func TestDemo(t *testing.T) {
 			t.Errorf("edge %q carried no requests", edge)
 		}
 	}
+	if !strings.Contains(sum, "Every hop was mutual TLS") {
+		t.Errorf("the demo's hops were not all mutual TLS:\n%s", sum)
+	}
 	if !strings.Contains(s, "API http://127.0.66.1:15080") {
 		t.Errorf("the demo does not print the control plane's address:\n%s", s)
 	}

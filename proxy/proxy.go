@@ -308,6 +308,7 @@ func (p *Proxy) Start() error {
 			Stats:     p.stats,
 			XDS:       func() any { return p.client.Status() },
 			Listeners: p.listeners.Addrs,
+			Identity:  p.identityStatus,
 		}), ReadHeaderTimeout: 10 * time.Second}
 		p.servers = append(p.servers, srv)
 		go srv.Serve(ln)
@@ -325,6 +326,27 @@ func (p *Proxy) Start() error {
 		p.log.Info("upstream port bound", "host", u.Host, "address", ln.Addr().String())
 	}
 	return nil
+}
+
+// IdentityStatus is the proxy's certificate and refused peers.
+type IdentityStatus struct {
+	SPIFFEID   string            `json:"spiffeId"`
+	Serial     string            `json:"serial"`
+	NotAfter   time.Time         `json:"notAfter"`
+	Ready      bool              `json:"ready"`
+	Rejections map[string]uint64 `json:"rejections"`
+}
+
+func (p *Proxy) identityStatus() any {
+	id, notAfter, serial := p.source.SVID()
+	st := IdentityStatus{NotAfter: notAfter, Ready: p.source.Ready(), Rejections: p.source.Rejections()}
+	if !id.IsZero() {
+		st.SPIFFEID = id.String()
+	}
+	if serial != nil {
+		st.Serial = serial.Text(16)
+	}
+	return st
 }
 
 func (p *Proxy) closeListeners() {

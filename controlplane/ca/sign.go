@@ -170,7 +170,14 @@ func (c *CA) issue(tmpl *x509.Certificate, pub crypto.PublicKey, ttl time.Durati
 		return nil, err
 	}
 	tmpl.SerialNumber = serial
-	tmpl.NotBefore = now.Add(-backdate)
+	// Backdate for clock skew, but by no more than a tenth of the lifetime:
+	// a proxy renews at half of NotBefore..NotAfter, and a short-lived
+	// certificate must not be born half used.
+	bd := backdate
+	if ttl/10 < bd {
+		bd = ttl / 10
+	}
+	tmpl.NotBefore = now.Add(-bd)
 	tmpl.NotAfter = notAfter
 	leaf, err := createCert(tmpl, is.chain[0], pub, is.key)
 	if err != nil {

@@ -7,6 +7,7 @@
 //	GET /config_dump  the compiled snapshot: listeners, routes, clusters, endpoints, versions
 //	GET /stats/edges  request counts and latency histograms per destination
 //	GET /xds          xDS connection status, versions, ACK/NACK counts
+//	GET /identity     the proxy's SPIFFE ID, certificate serial and expiry, refused peers by reason
 package admin
 
 import (
@@ -25,6 +26,8 @@ type Options struct {
 	Stats     *stats.Stats
 	XDS       func() any
 	Listeners func() map[string]string
+	// Identity describes the proxy's certificate and refused peers.
+	Identity func() any
 }
 
 // New returns the admin handler. Safe for concurrent use.
@@ -41,6 +44,7 @@ func New(o Options) http.Handler {
 	mux.HandleFunc("GET /stats/edges", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, map[string]any{"bounds_ms": stats.Bounds, "edges": o.Stats.Edges()})
 	})
+	mux.HandleFunc("GET /identity", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, o.Identity()) })
 	mux.HandleFunc("GET /xds", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, o.XDS()) })
 	mux.HandleFunc("GET /config_dump", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, dump(o.Snapshot(), o.Listeners()))

@@ -282,13 +282,13 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	cluster := snap.Clusters[clusterName]
 	if cluster == nil {
 		fail(w, http.StatusInternalServerError, "backend "+clusterName+" does not exist")
-		h.record(service, "", http.StatusInternalServerError, start)
+		h.record(service, "", false, http.StatusInternalServerError, start)
 		return
 	}
 	ep := cluster.Picker.Pick()
 	if ep == nil {
 		fail(w, http.StatusServiceUnavailable, "no healthy upstream for "+service)
-		h.record(service, "", http.StatusServiceUnavailable, start)
+		h.record(service, "", cluster.TLS != nil, http.StatusServiceUnavailable, start)
 		return
 	}
 
@@ -314,7 +314,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rp, err := h.f.tlsProxy(cluster.HTTP2, cluster.TLS)
 		if err != nil {
 			fail(w, http.StatusServiceUnavailable, err.Error())
-			h.record(service, ep.Version, http.StatusServiceUnavailable, start)
+			h.record(service, ep.Version, true, http.StatusServiceUnavailable, start)
 			return
 		}
 		rp.ServeHTTP(sw, out)
@@ -327,7 +327,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if code == 0 {
 		code = http.StatusBadGateway
 	}
-	h.record(service, ep.Version, code, start)
+	h.record(service, ep.Version, cluster.TLS != nil, code, start)
 }
 
 // tlsProxy returns the reverse proxy over mutual TLS for upstreams of one
@@ -389,8 +389,8 @@ func (f *Forwarder) Retain(s *snapshot.Snapshot) {
 	}
 }
 
-func (h *handler) record(service, version string, code int, start time.Time) {
-	h.f.opts.Stats.Record(stats.EdgeKey{Direction: string(h.dir), Service: service, Version: version}, code, time.Since(start))
+func (h *handler) record(service, version string, mtls bool, code int, start time.Time) {
+	h.f.opts.Stats.Record(stats.EdgeKey{Direction: string(h.dir), Service: service, Version: version, MTLS: mtls}, code, time.Since(start))
 }
 
 func requestID() string {

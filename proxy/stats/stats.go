@@ -21,6 +21,7 @@ type EdgeKey struct {
 	Direction string // outbound or inbound
 	Service   string // destination service host (name.namespace)
 	Version   string // version label of the endpoint that served ("" if unknown)
+	MTLS      bool   // whether the hop was mutual TLS
 }
 
 type edge struct {
@@ -58,6 +59,7 @@ type Edge struct {
 	Direction string   `json:"direction"`
 	Service   string   `json:"service"`
 	Version   string   `json:"version,omitempty"`
+	MTLS      bool     `json:"mtls"`
 	Requests  uint64   `json:"requests"`
 	Success   uint64   `json:"success"`
 	Buckets   []uint64 `json:"buckets"`
@@ -68,7 +70,7 @@ func (s *Stats) Edges() []Edge {
 	var out []Edge
 	s.edges.Range(func(k, v any) bool {
 		key, e := k.(EdgeKey), v.(*edge)
-		ed := Edge{Direction: key.Direction, Service: key.Service, Version: key.Version,
+		ed := Edge{Direction: key.Direction, Service: key.Service, Version: key.Version, MTLS: key.MTLS,
 			Requests: e.requests.Load(), Success: e.success.Load(), Buckets: make([]uint64, len(e.buckets))}
 		for i := range e.buckets {
 			ed.Buckets[i] = e.buckets[i].Load()
@@ -84,7 +86,10 @@ func (s *Stats) Edges() []Edge {
 		if a.Service != b.Service {
 			return a.Service < b.Service
 		}
-		return a.Version < b.Version
+		if a.Version != b.Version {
+			return a.Version < b.Version
+		}
+		return !a.MTLS && b.MTLS
 	})
 	return out
 }

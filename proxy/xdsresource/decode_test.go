@@ -234,6 +234,39 @@ func TestDecodeMerge(t *testing.T) {
 			},
 		},
 		{
+			name: "a refused oneof member is replaced by a later one",
+			in: strictListenerTLS(t,
+				marshal(t, downstreamTLS()),
+				marshal(t, &tlsv3.DownstreamTlsContext{SessionTicketKeysType: &tlsv3.DownstreamTlsContext_SessionTicketKeys{
+					SessionTicketKeys: &tlsv3.TlsSessionTicketKeys{},
+				}}),
+				marshal(t, &tlsv3.DownstreamTlsContext{SessionTicketKeysType: &tlsv3.DownstreamTlsContext_DisableStatelessSessionResumption{
+					DisableStatelessSessionResumption: true,
+				}}),
+			),
+			check: func(l *xdsresource.Listener) bool { return l.FilterChains[0].TLS.RequireClientCertificate },
+		},
+		{
+			name: "a refused enum value is replaced by a later default",
+			in: strictListenerTLS(t,
+				marshal(t, downstreamTLS()),
+				marshal(t, &tlsv3.DownstreamTlsContext{OcspStaplePolicy: tlsv3.DownstreamTlsContext_MUST_STAPLE}),
+				protowire.AppendVarint(protowire.AppendTag(nil, 8, protowire.VarintType), 0), // ocsp_staple_policy: LENIENT_STAPLING
+			),
+			check: func(l *xdsresource.Listener) bool { return l.FilterChains[0].TLS != nil },
+		},
+		{
+			name: "tls contexts merge",
+			in: strictListenerTLS(t,
+				marshal(t, downstreamTLS()),
+				marshal(t, &tlsv3.DownstreamTlsContext{CommonTlsContext: &tlsv3.CommonTlsContext{AlpnProtocols: []string{"h3"}}}),
+			),
+			check: func(l *xdsresource.Listener) bool {
+				c := l.FilterChains[0].TLS.Common
+				return c.CertificateSecret == "default" && len(c.ALPN) == 3 && c.ALPN[2] == "h3"
+			},
+		},
+		{
 			name:  "the last scalar wins",
 			in:    concat(marshal(t, hcmListener(nil)), marshal(t, &listenerv3.Listener{Name: "second"})),
 			check: func(l *xdsresource.Listener) bool { return l.Name == "second" },
@@ -252,6 +285,14 @@ func TestDecodeMerge(t *testing.T) {
 			checkCanonical(t, tt.in, &listenerv3.Listener{}, decodeListener)
 		})
 	}
+}
+
+// strictListenerTLS is strictListener whose DownstreamTlsContext is
+// encoded as the concatenation of parts.
+func strictListenerTLS(t testing.TB, parts ...[]byte) []byte {
+	l := strictListener(nil)
+	l.FilterChains[0].TransportSocket.GetTypedConfig().Value = concat(parts...)
+	return marshal(t, l)
 }
 
 func concat(parts ...[]byte) []byte {

@@ -87,7 +87,7 @@ func decodeListener(b []byte) (*Listener, error) {
 		if *c, err = decodeFilterChain(cb); err != nil {
 			return nil, atIndex("filter_chains", i, err)
 		}
-		if err := checkChainMatch(c, l.TLSInspector, matched, i); err != nil {
+		if err := checkChainMatch(c, l.TLSInspector, matched); err != nil {
 			return nil, atIndex("filter_chains", i, err)
 		}
 		matched[c.TransportProtocol] = i
@@ -95,13 +95,14 @@ func decodeListener(b []byte) (*Listener, error) {
 	return &l, nil
 }
 
-// checkChainMatch checks filter chain i, c, against the listener: its
-// transport protocol is not matched by an earlier chain (matched), it can
-// be detected, and its transport socket agrees with it.
-func checkChainMatch(c *FilterChain, tlsInspector bool, matched map[string]int, i int) error {
+// checkChainMatch checks filter chain c against the listener: its
+// transport protocol is not matched by an earlier chain (matched: transport
+// protocol → index), it can be detected, and c's transport socket agrees
+// with it.
+func checkChainMatch(c *FilterChain, tlsInspector bool, matched map[string]int) error {
 	const path = "filter_chain_match.transport_protocol"
 	if j, dup := matched[c.TransportProtocol]; dup {
-		return at(path, fmt.Errorf("%q is also matched by filter_chains[%d]", c.TransportProtocol, j))
+		return at(path, fmt.Errorf("%q is also matched by filter_chains[%d]: each chain must match a different transport protocol", c.TransportProtocol, j))
 	}
 	if c.TransportProtocol != TransportAny && !tlsInspector {
 		return at(path, fmt.Errorf("matching %q requires the %s listener filter", c.TransportProtocol, tlsInspectorFilter))

@@ -1,0 +1,222 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+type identityStatus struct {
+	SPIFFEID   string            `json:"spiffeId"`
+	Serial     string            `json:"serial"`
+	NotAfter   time.Time         `json:"notAfter"`
+	Rejections map[string]uint64 `json:"rejections"`
+}
+
+func (s *sidecar) identity(t *testing.T) identityStatus {
+	t.Helper()
+	resp, err := http.Get("http://" + s.admin + "/identity")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var st identityStatus
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+func mtlsPolicy(mode string) string {
+	return fmt.Sprintf(`apiVersion: weft.dev/v1alpha1
+kind: MTLSPolicy
+metadata: {name: reviews, namespace: shop}
+spec:
+  targetRef: {kind: Service, name: reviews}
+  mode: %s
+`, mode)
+}
+
+// TestPermissiveThenStrict: PERMISSIVE takes a plaintext client and a
+// mesh (mTLS) client on one port; STRICT then refuses the plaintext one,
+// counts it, and keeps serving the mesh client.
+func TestPermissiveThenStrict(t *testing.T) {
+	cp := newControlPlane(t)
+	reviews := startBackend(t, "reviews")
+	cp.apply(t, serviceYAML("reviews", "app: reviews", reviews.port(t))+mtlsPolicy("PERMISSIVE"))
+	sc := startSidecar(t, cp, sidecarOpts{workload: "reviews-1", namespace: "shop", identity: "reviews", labels: []string{"app=reviews"}, appPort: reviews.port(t)})
+	client := startSidecar(t, cp, sidecarOpts{workload: "web-1", namespace: "shop", identity: "web", labels: []string{"app=web"}})
+	mesh := proxyClient(client)
+	// A client outside the mesh talks plaintext HTTP to the inbound port.
+	plain := &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	inbound := "http://127.0.0.1:" + sc.inboundPort + "/"
+
+	eventually(t, 15*time.Second, func() error {
+		if code, who, body, err := get(plain, inbound, "reviews.shop"); err != nil || code != 200 || who != "reviews" {
+			return fmt.Errorf("plaintext client: %d %q %v", code, body, err)
+		}
+		if code, who, body, err := get(mesh, "http://reviews.shop/", ""); err != nil || code != 200 || who != "reviews" {
+			return fmt.Errorf("mesh client: %d %q %v", code, body, err)
+		}
+		return nil
+	})
+	if !edgeWasMTLS(t, client, "reviews.shop") {
+		t.Fatal("the mesh client's hop was not mutual TLS")
+	}
+
+	cp.apply(t, mtlsPolicy("STRICT"))
+	eventually(t, 15*time.Second, func() error {
+		if code, _, _, err := get(plain, inbound, "reviews.shop"); err == nil {
+			return fmt.Errorf("plaintext client still served (%d)", code)
+		}
+		return nil
+	})
+	for range 20 {
+		if code, who, body, err := get(mesh, "http://reviews.shop/", ""); err != nil || code != 200 || who != "reviews" {
+			t.Fatalf("mesh client under STRICT: %d %q %v", code, body, err)
+		}
+	}
+	if n := sc.identity(t).Rejections["plaintext"]; n == 0 {
+		t.Fatal("plaintext on the STRICT port was not counted")
+	}
+}
+
+func edgeWasMTLS(t *testing.T, s *sidecar, service string) bool {
+	t.Helper()
+	resp, err := http.Get("http://" + s.admin + "/stats/edges")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Edges []struct {
+			Service  string `json:"service"`
+			MTLS     bool   `json:"mtls"`
+			Requests uint64 `json:"requests"`
+		} `json:"edges"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range body.Edges {
+		if e.Service == service && e.Requests > 0 {
+			return e.MTLS
+		}
+	}
+	return false
+}
+
+// load sends requests through a mesh client until stopped, counting
+// failures.
+type load struct {
+	sent, failed atomic.Int64
+	mu           sync.Mutex
+	first        string
+	stop         context.CancelFunc
+	wg           sync.WaitGroup
+}
+
+func startLoad(c *http.Client, url string, workers int) *load {
+	ctx, cancel := context.WithCancel(context.Background())
+	l := &load{stop: cancel}
+	for range workers {
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			for ctx.Err() == nil {
+				l.sent.Add(1)
+				code, _, body, err := get(c, url, "")
+				if err != nil || code != 200 {
+					l.failed.Add(1)
+					l.mu.Lock()
+					if l.first == "" {
+						l.first = fmt.Sprintf("%d %q %v", code, body, err)
+					}
+					l.mu.Unlock()
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+		}()
+	}
+	return l
+}
+
+func (l *load) finish(t *testing.T) {
+	t.Helper()
+	l.stop()
+	l.wg.Wait()
+	if l.failed.Load() != 0 {
+		t.Fatalf("%d of %d requests failed; first: %s", l.failed.Load(), l.sent.Load(), l.first)
+	}
+	t.Logf("%d requests, 0 failed", l.sent.Load())
+}
+
+// TestCertificateAndRootRotationUnderLoad: with 12 s certificates the
+// proxies renew several times, then the root is rotated and retired, all
+// under continuous load without a failed request.
+func TestCertificateAndRootRotationUnderLoad(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long: waits for several certificate renewals")
+	}
+	cp := newControlPlane(t, "--workload-cert-ttl", "12s")
+	reviews := startBackend(t, "reviews")
+	cp.apply(t, serviceYAML("reviews", "app: reviews", reviews.port(t)))
+	server := startSidecar(t, cp, sidecarOpts{workload: "reviews-1", namespace: "shop", identity: "reviews", labels: []string{"app=reviews"}, appPort: reviews.port(t)})
+	client := startSidecar(t, cp, sidecarOpts{workload: "web-1", namespace: "shop", identity: "web", labels: []string{"app=web"}})
+	c := proxyClient(client)
+	eventually(t, 15*time.Second, func() error {
+		if code, _, body, err := get(c, "http://reviews.shop/", ""); err != nil || code != 200 {
+			return fmt.Errorf("%d %q %v", code, body, err)
+		}
+		return nil
+	})
+	l := startLoad(c, "http://reviews.shop/", 4)
+
+	// Certificate rotation: both proxies renew (new serials) while serving.
+	firstServer, firstClient := server.identity(t).Serial, client.identity(t).Serial
+	eventually(t, 20*time.Second, func() error {
+		if server.identity(t).Serial == firstServer || client.identity(t).Serial == firstClient {
+			return fmt.Errorf("not renewed yet")
+		}
+		return nil
+	})
+
+	// Root rotation: a new root joins the bundle and issues; once every
+	// workload holds a certificate from it, the old root is dropped.
+	out, err := cp.weft(t, "", "ca", "rotate")
+	if err != nil {
+		t.Fatalf("weft ca rotate: %v\n%s", err, out)
+	}
+	eventually(t, 30*time.Second, func() error {
+		out, err := cp.weft(t, "", "ca", "rotate", "--finish")
+		if err != nil {
+			return fmt.Errorf("%v: %s", err, out)
+		}
+		return nil
+	})
+	status, _ := cp.weft(t, "", "ca", "status")
+	if strings.Count(status, "trusted") != 1 {
+		t.Fatalf("after the rotation one root should be trusted:\n%s", status)
+	}
+	// Traffic keeps flowing on certificates from the new root only.
+	newRoot := strings.Fields(strings.SplitN(status, "issuing root:", 2)[1])[0]
+	before := l.sent.Load()
+	eventually(t, 20*time.Second, func() error {
+		if l.sent.Load() < before+100 {
+			return fmt.Errorf("load stalled")
+		}
+		return nil
+	})
+	certs, err := cp.weft(t, "", "certs")
+	if err != nil || !strings.Contains(certs, "reviews-1") || !strings.Contains(certs, "web-1") || !strings.Contains(certs, "(issuing)") {
+		t.Fatalf("weft certs: %v\n%s", err, certs)
+	}
+	_ = newRoot
+	l.finish(t)
+}
