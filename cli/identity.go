@@ -29,6 +29,7 @@ func newTokenCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "token", Short: "Manage join tokens (how a proxy proves who it is)"}
 	var req apiserver.TokenRequest
 	var quiet bool
+	var output string
 	create := &cobra.Command{
 		Use:   "create --namespace NS --identity NAME [--ttl 24h]",
 		Short: "Create a join token for one identity",
@@ -45,6 +46,11 @@ is shown once; the control plane keeps only its hash.`,
 				fmt.Fprintln(g.out, resp.Token)
 				return nil
 			}
+			if output == "env" {
+				fmt.Fprintf(g.out, "export WEFT_TOKEN=%s\nexport WEFT_CA_PIN=%s\nexport WEFT_TRUST_DOMAIN=%s\nexport WEFT_ISSUER=%s\nexport WEFT_IDENTITY=%s\nexport WEFT_NAMESPACE=%s\n",
+					resp.Token, resp.CAPin, resp.TrustDomain, resp.Issuer, resp.Info.Identity, resp.Info.Namespace)
+				return nil
+			}
 			fmt.Fprintf(g.out, "token:    %s\nid:       %s (revoke with: weft token revoke %s)\nidentity: spiffe://%s/ns/%s/sa/%s\nexpires:  %s\nca pin:   %s\n\nStart the workload's sidecar with:\n  weft run --control-plane %s --issuer %s --trust-domain %s \\\n    --namespace %s --identity %s --token %s --ca-pin %s \\\n    --workload NAME ... -- APP\n",
 				resp.Token, resp.Info.ID, resp.Info.ID, resp.TrustDomain, resp.Info.Namespace, resp.Info.Identity,
 				resp.Info.Expires.Format(time.RFC3339), resp.CAPin,
@@ -56,6 +62,7 @@ is shown once; the control plane keeps only its hash.`,
 	create.Flags().StringVar(&req.Identity, "identity", "", "identity the token grants (the SPIFFE ID's last segment)")
 	create.Flags().StringVar(&req.TTL, "ttl", "24h", "how long the token can be used")
 	create.Flags().BoolVarP(&quiet, "quiet", "q", false, "print only the token")
+	create.Flags().StringVarP(&output, "output", "o", "text", "text, or env: export lines for eval (WEFT_TOKEN, WEFT_CA_PIN, ...), which weft run reads")
 	_ = create.MarkFlagRequired("identity")
 
 	list := &cobra.Command{

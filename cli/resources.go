@@ -233,6 +233,24 @@ func printObjects(w io.Writer, k *resource.Kind, items []json.RawMessage, output
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", s.Namespace, s.Name, selector(s.Spec.Selector), strings.Join(ports, ","), age(now, s.CreationTimestamp.Time))
 		}
+	case "MTLSPolicy":
+		fmt.Fprintln(tw, "NAMESPACE\tNAME\tSCOPE\tMODE\tAGE")
+		for _, raw := range items {
+			var p v1alpha1.MTLSPolicy
+			if err := json.Unmarshal(raw, &p); err != nil {
+				return err
+			}
+			scope := "namespace"
+			switch {
+			case p.Spec.TargetRef != nil:
+				scope = "service " + p.Spec.TargetRef.Name
+			case len(p.Spec.Selector) > 0:
+				scope = selector(p.Spec.Selector)
+			case p.Namespace == v1alpha1.MeshNamespace:
+				scope = "mesh"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", p.Namespace, p.Name, scope, p.Spec.Mode, age(now, p.CreationTimestamp.Time))
+		}
 	case "HTTPRoute":
 		fmt.Fprintln(tw, "NAMESPACE\tNAME\tPARENTS\tRULES\tBACKENDS\tAGE")
 		for _, raw := range items {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os/exec"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -219,4 +220,77 @@ func TestCertificateAndRootRotationUnderLoad(t *testing.T) {
 	}
 	_ = newRoot
 	l.finish(t)
+}
+
+// TestJoinRefused: a proxy whose token does not grant the identity it
+// asks for, or is revoked, or expired, gets no certificate, never becomes
+// ready, never starts its app, and the control plane counts the refusal.
+func TestJoinRefused(t *testing.T) {
+	cp := newControlPlane(t)
+	tokenFor := func(identity string) (string, string) {
+		args := cp.joinArgs(t, "shop", identity)
+		return args[1], args[3]
+	}
+	granted, pin := tokenFor("catalog")
+	revoked, _ := tokenFor("reviews")
+	list, err := cp.weft(t, "", "token", "list")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var revokedID string
+	for _, line := range strings.Split(list, "\n") {
+		if strings.Contains(line, "reviews") {
+			revokedID = strings.Fields(line)[0]
+		}
+	}
+	if out, err := cp.weft(t, "", "token", "revoke", revokedID); err != nil {
+		t.Fatalf("revoke: %v %s", err, out)
+	}
+	out, err := cp.weft(t, "", "token", "create", "--namespace", "shop", "--identity", "web", "--ttl", "1s", "-q")
+	if err != nil {
+		t.Fatal(err)
+	}
+	expired := strings.TrimSpace(out)
+	time.Sleep(1500 * time.Millisecond)
+
+	for _, tc := range []struct {
+		name, identity, token, want string
+	}{
+		{"identity not granted", "payments", granted, "the caller may only have spiffe://weft.local/ns/shop/sa/catalog"},
+		{"revoked token", "reviews", revoked, "revoked"},
+		{"expired token", "web", expired, "expired"},
+		{"garbage token", "web", "weft1.nope", "401"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			cmd := exec.Command(proxyBin, "--control-plane", cp.xds, "--issuer", cp.issuer, "--workload", "x-1", "--namespace", "shop",
+				"--identity", tc.identity, "--token", tc.token, "--ca-pin", pin,
+				"--admin", freeAddr(t), "--outbound", freeAddr(t), "--ready-timeout", "4s", "--", "sh", "-c", "echo APP-STARTED")
+			out, err := cmd.CombinedOutput()
+			if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
+				t.Fatalf("exit: %v, want 1\n%s", err, out)
+			}
+			if strings.Contains(string(out), "APP-STARTED") || !strings.Contains(string(out), tc.want) {
+				t.Fatalf("want %q and no app start in:\n%s", tc.want, out)
+			}
+		})
+	}
+}
+
+// TestWrongPinRefused: a proxy pinned to another CA refuses the control
+// plane (no trust on first use).
+func TestWrongPinRefused(t *testing.T) {
+	cp := newControlPlane(t)
+	args := cp.joinArgs(t, "shop", "catalog")
+	cmd := exec.Command(proxyBin, "--control-plane", cp.xds, "--issuer", cp.issuer, "--workload", "x-1", "--namespace", "shop",
+		"--identity", "catalog", "--token", args[1], "--ca-pin", "sha256:"+strings.Repeat("0f", 32),
+		"--admin", freeAddr(t), "--outbound", freeAddr(t), "--ready-timeout", "3s")
+	out, _ := cmd.CombinedOutput()
+	if !strings.Contains(string(out), "matches --ca-pin") {
+		t.Fatalf("the proxy did not refuse an unpinned control plane:\n%s", out)
+	}
+	st, _ := cp.weft(t, "", "ca", "status")
+	if strings.Contains(st, "issued: 1") {
+		t.Fatalf("a certificate was issued to a proxy that could not verify the control plane:\n%s", st)
+	}
 }

@@ -185,6 +185,9 @@ func New(opts Options) (*Proxy, error) {
 			return p.source.ServerConfig(identity.ServerOptions{NextProtos: alpn})
 		},
 		Reject: p.source.CountPlaintext,
+		TCP: func(name string, c net.Conn) {
+			p.fwd.ServeTCP(c, name, "", forward.Inbound)
+		},
 	})
 	p.fwd = forward.New(forward.Options{
 		Snapshot: p.current.Load,
@@ -322,7 +325,7 @@ func (p *Proxy) Start() error {
 		p.upstreamLns = append(p.upstreamLns, ln)
 		srv := listener.NewServer(p.fwd.Handler(xdsmeta.OutboundListener, forward.Outbound, u.Host))
 		p.servers = append(p.servers, srv)
-		go srv.Serve(ln)
+		go srv.Serve(newUpstreamPort(ln, u.Host, p.current.Load, p.fwd))
 		p.log.Info("upstream port bound", "host", u.Host, "address", ln.Addr().String())
 	}
 	return nil

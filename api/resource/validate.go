@@ -133,9 +133,7 @@ func validateService(s *v1alpha1.Service) error {
 		}
 		numbers[port.Port] = true
 		switch port.Protocol {
-		case xdsmeta.ProtocolHTTP, xdsmeta.ProtocolHTTP2, xdsmeta.ProtocolGRPC:
-		case xdsmeta.ProtocolTCP:
-			errs = append(errs, field.NotSupported(p.Child("protocol"), port.Protocol, []string{"HTTP", "HTTP2", "GRPC"}))
+		case xdsmeta.ProtocolHTTP, xdsmeta.ProtocolHTTP2, xdsmeta.ProtocolGRPC, xdsmeta.ProtocolTCP:
 		default:
 			errs = append(errs, field.NotSupported(p.Child("protocol"), port.Protocol, []string{"HTTP", "HTTP2", "GRPC", "TCP"}))
 		}

@@ -61,6 +61,12 @@ type Record struct {
 	Root string `json:"root"`
 	// Via is how the caller proved itself: token or certificate.
 	Via string `json:"via"`
+	// TokenID is the join token the workload enrolled with; revoking it
+	// stops renewals.
+	TokenID string `json:"tokenId,omitempty"`
+	// PrevSerial is the serial before this one: a renewal whose answer was
+	// lost may be retried with it.
+	PrevSerial string `json:"prevSerial,omitempty"`
 }
 
 // Options configure the issuer.
@@ -130,7 +136,8 @@ func (i *Issuer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	td := i.opts.CA.TrustDomain()
 
 	// Who is asking: a valid certificate of the mesh, or a join token.
-	var namespace, identity, via string
+	var namespace, identity, via, tokenID string
+	var prev *Record
 	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
 		id, err := i.verifyPeer(r.TLS.PeerCertificates)
 		if err != nil {
@@ -142,7 +149,24 @@ func (i *Issuer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			i.refuse(w, http.StatusForbidden, "not_a_workload", fmt.Sprintf("%s is not a workload identity", id))
 			return
 		}
-		namespace, identity, via = ns, sa, "certificate"
+		// A renewal must come from the workload's current (or previous)
+		// certificate, and its join token must not have been revoked: a
+		// stolen older certificate cannot renew, and revoking the token
+		// evicts the workload at its next renewal.
+		rec, err := i.lookup(r.Context(), ns, req.Workload)
+		serial := r.TLS.PeerCertificates[0].SerialNumber.Text(16)
+		if err != nil || rec.SPIFFEID != id.String() || (rec.Serial != serial && rec.PrevSerial != serial) {
+			i.refuse(w, http.StatusForbidden, "not_current_certificate", fmt.Sprintf("the certificate is not %s/%s's current one; join again with a token", ns, req.Workload))
+			return
+		}
+		if rec.TokenID != "" {
+			if tok, err := i.opts.Tokens.Lookup(r.Context(), rec.TokenID); err != nil || tok.Revoked {
+				i.refuse(w, http.StatusUnauthorized, "token_revoked", fmt.Sprintf("the join token of %s/%s was revoked", ns, req.Workload))
+				return
+			}
+		}
+		prev = &rec
+		namespace, identity, via, tokenID = ns, sa, "certificate", rec.TokenID
 	} else {
 		secret, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		if !ok || secret == "" {
@@ -159,7 +183,11 @@ func (i *Issuer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			i.refuse(w, http.StatusUnauthorized, reason, err.Error())
 			return
 		}
-		namespace, identity, via = tok.Namespace, tok.Identity, "token"
+		namespace, identity, via, tokenID = tok.Namespace, tok.Identity, "token", tok.ID
+	}
+	if namespace == token.ReservedNamespace && identity == token.ReservedIdentity {
+		i.refuse(w, http.StatusForbidden, "reserved_identity", "that is the control plane's own identity")
+		return
 	}
 	want, err := spiffeid.FromSegments(td, "ns", namespace, "sa", identity)
 	if err != nil {
@@ -186,7 +214,10 @@ func (i *Issuer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	leaf := chain[0]
 	rec := Record{Workload: req.Workload, Namespace: namespace, SPIFFEID: want.String(), Serial: leaf.SerialNumber.Text(16),
-		NotBefore: leaf.NotBefore, NotAfter: leaf.NotAfter, Via: via}
+		NotBefore: leaf.NotBefore, NotAfter: leaf.NotAfter, Via: via, TokenID: tokenID}
+	if prev != nil {
+		rec.PrevSerial = prev.Serial
+	}
 	if root, ok := i.opts.CA.RootOf(leaf); ok {
 		rec.Root = ca.PinOf(root)
 	}
@@ -226,6 +257,18 @@ func parseWorkloadID(id spiffeid.ID) (ns, sa string, ok bool) {
 
 // ParseWorkloadID splits a workload SPIFFE ID into namespace and identity.
 func ParseWorkloadID(id spiffeid.ID) (ns, sa string, ok bool) { return parseWorkloadID(id) }
+
+func (i *Issuer) lookup(ctx context.Context, namespace, workload string) (Record, error) {
+	kv, err := i.opts.Store.Get(ctx, Prefix+namespace+"/"+workload)
+	if err != nil {
+		return Record{}, err
+	}
+	var rec Record
+	if err := json.Unmarshal(kv.Value, &rec); err != nil {
+		return Record{}, err
+	}
+	return rec, nil
+}
 
 func (i *Issuer) record(ctx context.Context, rec Record) error {
 	b, err := json.Marshal(rec)

@@ -100,6 +100,12 @@ type record struct {
 	SecretSHA256 string `json:"secretSHA256"`
 }
 
+// The control plane's own identity, which no token may grant.
+const (
+	ReservedNamespace = "weft-system"
+	ReservedIdentity  = "control-plane"
+)
+
 // Options configure a Manager.
 type Options struct {
 	// Now returns the current time (for tests). Default: time.Now.
@@ -128,6 +134,9 @@ func New(st store.Store, opts Options) *Manager {
 // be a DNS label and identity a DNS subdomain name (as Kubernetes names
 // them).
 func (m *Manager) Create(ctx context.Context, namespace, identity string, ttl time.Duration) (string, Token, error) {
+	if namespace == ReservedNamespace && identity == ReservedIdentity {
+		return "", Token{}, fmt.Errorf("token: %s/%s is the control plane's own identity; no workload may have it", namespace, identity)
+	}
 	if msgs := validation.IsDNS1123Label(namespace); len(msgs) > 0 {
 		return "", Token{}, fmt.Errorf("token: namespace %q: %s", namespace, strings.Join(msgs, "; "))
 	}
@@ -252,6 +261,18 @@ func (m *Manager) List(ctx context.Context) ([]Token, error) {
 		return cmp.Or(a.Created.Compare(b.Created), strings.Compare(a.ID, b.ID))
 	})
 	return out, nil
+}
+
+// Lookup returns the token with the id (no secret), or ErrNotFound.
+func (m *Manager) Lookup(ctx context.Context, id string) (Token, error) {
+	if !validID(id) {
+		return Token{}, ErrNotFound
+	}
+	rec, _, err := m.get(ctx, id)
+	if err != nil {
+		return Token{}, err
+	}
+	return rec.Token, nil
 }
 
 // get reads the token id and the revision it was read at; ErrNotFound

@@ -64,8 +64,11 @@ func downstreamTLS() *corev3.TransportSocket {
 
 func upstreamTLS(sans []string, protocol string) *corev3.TransportSocket {
 	alpn := alpnHTTP1
-	if isHTTP2(protocol) {
+	switch {
+	case isHTTP2(protocol):
 		alpn = alpnHTTP2
+	case protocol == xdsmeta.ProtocolTCP:
+		alpn = nil
 	}
 	return &corev3.TransportSocket{
 		Name: wellknown.TransportSocketTLS,

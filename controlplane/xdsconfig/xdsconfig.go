@@ -13,6 +13,7 @@ import (
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
+	tcpproxyv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	upstreamhttpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
@@ -72,9 +73,6 @@ func NewGeneration(st *model.State) *Generation {
 	for _, svc := range st.Services {
 		bare := bareDomainPort(svc)
 		for _, port := range svc.Ports {
-			if !isHTTP(port.Protocol) {
-				continue
-			}
 			name := xdsmeta.OutboundCluster(svc.Name, svc.Namespace, port.Port)
 			c := edsCluster(name, port.Protocol)
 			if st.TrustDomain != "" {
@@ -84,7 +82,9 @@ func NewGeneration(st *model.State) *Generation {
 			}
 			g.clusters = append(g.clusters, c)
 			g.loads = append(g.loads, loadAssignment(name, svc, port, st.Workloads))
-			g.routes.VirtualHosts = append(g.routes.VirtualHosts, g.virtualHost(svc, port, port.Port == bare))
+			if isHTTP(port.Protocol) {
+				g.routes.VirtualHosts = append(g.routes.VirtualHosts, g.virtualHost(svc, port, port.Port == bare))
+			}
 		}
 	}
 	return g
@@ -270,6 +270,17 @@ func hcmFilter(statPrefix string, routes *routev3.RouteConfiguration, rdsName st
 	}
 }
 
+// tcpFilter proxies a connection as an opaque byte stream to a cluster.
+func tcpFilter(cluster string) *listenerv3.Filter {
+	return &listenerv3.Filter{
+		Name: wellknown.TCPProxy,
+		ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: mustAny(&tcpproxyv3.TcpProxy{
+			StatPrefix:       cluster,
+			ClusterSpecifier: &tcpproxyv3.TcpProxy_Cluster{Cluster: cluster},
+		})},
+	}
+}
+
 func outboundListener(addr string) (*listenerv3.Listener, error) {
 	host, portStr, err := net.SplitHostPort(addr)
 	if err != nil {
@@ -308,7 +319,11 @@ func inboundListener(address string, in model.InboundPort, mode string) *listene
 	if address == "" {
 		address = "0.0.0.0"
 	}
-	chains, listenerFilters := inboundChains(mode, hcmFilter(cluster, routes, ""))
+	filter := hcmFilter(cluster, routes, "")
+	if in.Protocol == xdsmeta.ProtocolTCP {
+		filter = tcpFilter(cluster)
+	}
+	chains, listenerFilters := inboundChains(mode, filter)
 	return &listenerv3.Listener{
 		Name:            xdsmeta.InboundListener(in.Port),
 		Address:         socketAddress(address, in.Port),

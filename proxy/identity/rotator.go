@@ -115,7 +115,7 @@ func (r *Rotator) Initial(ctx context.Context) error {
 		}
 		delay := b.next()
 		r.log.Info("certificate request failed, will retry", "error", err, "retry_in", delay)
-		if r.sleep(ctx, 0); false {
+		if !r.sleep(ctx, delay) {
 			return fmt.Errorf("identity: no initial svid: %w (last attempt: %w)", ctx.Err(), err)
 		}
 	}

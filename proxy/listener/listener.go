@@ -39,10 +39,12 @@ type Pool struct {
 }
 
 type bound struct {
-	name string
-	addr string
-	ln   *modeListener
-	srv  *http.Server
+	name  string
+	addr  string
+	ln    *modeListener
+	srv   *http.Server // nil for an opaque TCP listener
+	tcp   bool
+	conns sync.WaitGroup
 }
 
 // Options configure a Pool.
@@ -54,6 +56,8 @@ type Options struct {
 	// Reject counts a connection refused before TLS (plaintext on a STRICT
 	// port).
 	Reject func()
+	// TCP serves one connection of an opaque TCP listener (by name).
+	TCP func(listener string, c net.Conn)
 }
 
 // NewPool returns an empty pool.
@@ -118,20 +122,24 @@ func (p *Pool) Reconcile(snap *snapshot.Snapshot, handler func(*snapshot.Listene
 	var updates []update
 	for _, name := range names {
 		l := snap.Listeners[name]
-		if l.TCPCluster != "" {
+		if l.TCPCluster != "" && p.opts.TCP == nil {
 			closeAll(added)
-			return fmt.Errorf("listener %q: TCP proxying is not supported by this proxy version", name)
+			return fmt.Errorf("listener %q: TCP proxying is not configured in this proxy", name)
 		}
 		mode, err := p.modeOf(l)
 		if err != nil {
 			closeAll(added)
 			return err
 		}
-		if cur := p.active[name]; cur != nil && cur.addr == l.Address {
+		if cur := p.active[name]; cur != nil && cur.addr == l.Address && cur.tcp == (l.TCPCluster != "") {
 			updates = append(updates, update{cur, mode})
 			continue
 		}
-		b, err := p.bindMoving(name, l.Address, handler(l), mode)
+		var h http.Handler
+		if l.TCPCluster == "" {
+			h = handler(l)
+		}
+		b, err := p.bindMoving(name, l.Address, h, mode)
 		if err != nil {
 			closeAll(added)
 			return err
@@ -148,7 +156,7 @@ func (p *Pool) Reconcile(snap *snapshot.Snapshot, handler func(*snapshot.Listene
 	}
 	for _, b := range added {
 		p.active[b.name] = b
-		go b.serve(p.logger)
+		go b.serve(p.logger, p.opts.TCP)
 		p.logger.Info("listener bound", "listener", b.name, "address", b.ln.Addr().String(), "accept", b.ln.mode.Load().accept.String())
 	}
 	for name, b := range p.active {
@@ -171,21 +179,51 @@ func (p *Pool) bindMoving(name, addr string, h http.Handler, mode *acceptMode) (
 	if err != nil {
 		return nil, fmt.Errorf("listener %q: bind %s: %w", name, addr, err)
 	}
-	return &bound{name: name, addr: addr, ln: newModeListener(ln, mode, p.opts.Reject), srv: NewServer(h)}, nil
+	b := &bound{name: name, addr: addr, ln: newModeListener(ln, mode, p.opts.Reject)}
+	if h == nil {
+		b.tcp = true
+	} else {
+		b.srv = NewServer(h)
+	}
+	return b, nil
 }
 
-func (b *bound) serve(logger *slog.Logger) {
+func (b *bound) serve(logger *slog.Logger, tcp func(string, net.Conn)) {
+	if b.tcp {
+		for {
+			c, err := b.ln.Accept()
+			if err != nil {
+				return
+			}
+			b.conns.Add(1)
+			go func() {
+				defer b.conns.Done()
+				tcp(b.name, c)
+			}()
+		}
+	}
 	if err := b.srv.Serve(b.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		logger.Error("listener stopped", "listener", b.name, "error", err)
+	}
+}
+
+// shutdown stops accepting; HTTP waits for requests in flight until ctx
+// ends, opaque TCP connections carry on until they close (they are
+// long-lived, as in Envoy's drain).
+func (b *bound) shutdown(ctx context.Context) {
+	if b.tcp {
+		b.ln.Close()
+		return
+	}
+	if err := b.srv.Shutdown(ctx); err != nil {
+		b.srv.Close()
 	}
 }
 
 func (b *bound) drain() {
 	ctx, cancel := context.WithTimeout(context.Background(), DrainTimeout)
 	defer cancel()
-	if err := b.srv.Shutdown(ctx); err != nil {
-		b.srv.Close()
-	}
+	b.shutdown(ctx)
 }
 
 func closeAll(bs []*bound) {
@@ -221,9 +259,7 @@ func (p *Pool) Shutdown(ctx context.Context) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := b.srv.Shutdown(ctx); err != nil {
-				b.srv.Close()
-			}
+			b.shutdown(ctx)
 		}()
 	}
 	wg.Wait()

@@ -49,7 +49,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.Namespace, "namespace", envOr("WEFT_NAMESPACE", "default"), "namespace of the workload (env WEFT_NAMESPACE)")
 	fs.Var(&labels, "label", "workload label KEY=VALUE; Services select on labels (repeatable)")
 	fs.StringVar(&o.Address, "address", "127.0.0.1", "IP address other proxies reach this workload's inbound ports on")
-	fs.Var(&inbound, "inbound", "inbound port PORT:APP_PORT[/PROTOCOL]: mesh traffic for the app's APP_PORT arrives on PORT; PROTOCOL is HTTP (default), HTTP2 or GRPC (repeatable)")
+	fs.Var(&inbound, "inbound", "inbound port PORT:APP_PORT[/PROTOCOL]: mesh traffic for the app's APP_PORT arrives on PORT; PROTOCOL is HTTP (default), HTTP2, GRPC or TCP (repeatable)")
 	fs.StringVar(&o.TrustDomain, "trust-domain", envOr("WEFT_TRUST_DOMAIN", "weft.local"), "trust domain of the mesh (env WEFT_TRUST_DOMAIN)")
 	fs.StringVar(&o.Identity, "identity", os.Getenv("WEFT_IDENTITY"), "the workload's identity: its SPIFFE ID is spiffe://TRUST_DOMAIN/ns/NAMESPACE/sa/IDENTITY (env WEFT_IDENTITY; default: the app label, else the workload name)")
 	fs.StringVar(&o.Token, "token", os.Getenv("WEFT_TOKEN"), "join token for the first certificate, from `weft token create` (env WEFT_TOKEN)")
@@ -300,9 +300,9 @@ func parseInbound(vals []string) ([]proxy.Inbound, error) {
 		switch protocol {
 		case "":
 			protocol = xdsmeta.ProtocolHTTP
-		case xdsmeta.ProtocolHTTP, xdsmeta.ProtocolHTTP2, xdsmeta.ProtocolGRPC:
+		case xdsmeta.ProtocolHTTP, xdsmeta.ProtocolHTTP2, xdsmeta.ProtocolGRPC, xdsmeta.ProtocolTCP:
 		default:
-			return nil, fmt.Errorf("--inbound %q: protocol must be HTTP, HTTP2 or GRPC", v)
+			return nil, fmt.Errorf("--inbound %q: protocol must be HTTP, HTTP2, GRPC or TCP", v)
 		}
 		out = append(out, proxy.Inbound{Port: uint32(port), AppPort: uint32(app), Protocol: protocol})
 	}
