@@ -70,6 +70,19 @@ func TestPermissiveThenStrict(t *testing.T) {
 	if !edgeWasMTLS(t, client, "reviews.shop") {
 		t.Fatal("the mesh client's hop was not mutual TLS")
 	}
+	// The server side saw both: plaintext, and mTLS from web's identity.
+	var sawPlain, sawPeer bool
+	for _, e := range inboundEdges(t, sc) {
+		if !e.MTLS && e.Peer == "" {
+			sawPlain = true
+		}
+		if e.MTLS && e.Peer == "spiffe://weft.local/ns/shop/sa/web" {
+			sawPeer = true
+		}
+	}
+	if !sawPlain || !sawPeer {
+		t.Fatalf("inbound edges: plaintext seen %v, mTLS from web seen %v: %+v", sawPlain, sawPeer, inboundEdges(t, sc))
+	}
 
 	cp.apply(t, mtlsPolicy("STRICT"))
 	eventually(t, 15*time.Second, func() error {
@@ -86,6 +99,36 @@ func TestPermissiveThenStrict(t *testing.T) {
 	if n := sc.identity(t).Rejections["plaintext"]; n == 0 {
 		t.Fatal("plaintext on the STRICT port was not counted")
 	}
+}
+
+type edge struct {
+	Direction string `json:"direction"`
+	Service   string `json:"service"`
+	MTLS      bool   `json:"mtls"`
+	Peer      string `json:"peer"`
+	Requests  uint64 `json:"requests"`
+}
+
+func inboundEdges(t *testing.T, s *sidecar) []edge {
+	t.Helper()
+	resp, err := http.Get("http://" + s.admin + "/stats/edges")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Edges []edge `json:"edges"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		t.Fatal(err)
+	}
+	var out []edge
+	for _, e := range body.Edges {
+		if e.Direction == "inbound" {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 func edgeWasMTLS(t *testing.T, s *sidecar, service string) bool {

@@ -327,6 +327,16 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if code == 0 {
 		code = http.StatusBadGateway
 	}
+	if h.dir == Inbound {
+		// Inbound, the hop that matters is the one that arrived: was it
+		// mutual TLS, and from whom.
+		peer := ""
+		if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 && len(r.TLS.PeerCertificates[0].URIs) == 1 {
+			peer = r.TLS.PeerCertificates[0].URIs[0].String()
+		}
+		h.f.opts.Stats.Record(stats.EdgeKey{Direction: string(h.dir), Service: service, Version: ep.Version, MTLS: r.TLS != nil, Peer: peer}, code, time.Since(start))
+		return
+	}
 	h.record(service, ep.Version, cluster.TLS != nil, code, start)
 }
 

@@ -510,9 +510,11 @@ func TestRotatorRunWithoutSVID(t *testing.T) {
 	}
 }
 
-// TestRotatorRealClock runs a Rotator on the real clock and timers, with
-// a lifetime of 2 s (renewal due within about 1.2 s): it must renew. The
-// limit is generous, as the schedule is checked with the fake clock.
+// TestRotatorRealClock runs a Rotator on the real clock and timers: it
+// must renew. Its CA issues certificates valid from 10 s ago for 10 s more,
+// so that each is due for renewal within 2 s yet survives a stalled
+// machine. The limit is generous: the schedule is checked with the fake
+// clock.
 func TestRotatorRealClock(t *testing.T) {
 	t.Parallel()
 	ca := newTestCA(t, "weft")
@@ -529,7 +531,8 @@ func TestRotatorRealClock(t *testing.T) {
 		ID:     catalogID,
 		Fetch: func(ctx context.Context, csr []byte) ([]*x509.Certificate, error) {
 			calls.Add(1)
-			return ca.sign(csr, 2*time.Second)
+			now := time.Now()
+			return ca.signFor(csr, now.Add(-10*time.Second), now.Add(10*time.Second))
 		},
 		Logger: slog.New(&recorder{}),
 	})

@@ -22,6 +22,8 @@ type EdgeKey struct {
 	Service   string // destination service host (name.namespace)
 	Version   string // version label of the endpoint that served ("" if unknown)
 	MTLS      bool   // whether the hop was mutual TLS
+	// Peer is the client's SPIFFE ID on inbound mutual TLS hops.
+	Peer string
 }
 
 type edge struct {
@@ -60,6 +62,7 @@ type Edge struct {
 	Service   string   `json:"service"`
 	Version   string   `json:"version,omitempty"`
 	MTLS      bool     `json:"mtls"`
+	Peer      string   `json:"peer,omitempty"`
 	Requests  uint64   `json:"requests"`
 	Success   uint64   `json:"success"`
 	Buckets   []uint64 `json:"buckets"`
@@ -70,7 +73,7 @@ func (s *Stats) Edges() []Edge {
 	var out []Edge
 	s.edges.Range(func(k, v any) bool {
 		key, e := k.(EdgeKey), v.(*edge)
-		ed := Edge{Direction: key.Direction, Service: key.Service, Version: key.Version, MTLS: key.MTLS,
+		ed := Edge{Direction: key.Direction, Service: key.Service, Version: key.Version, MTLS: key.MTLS, Peer: key.Peer,
 			Requests: e.requests.Load(), Success: e.success.Load(), Buckets: make([]uint64, len(e.buckets))}
 		for i := range e.buckets {
 			ed.Buckets[i] = e.buckets[i].Load()
