@@ -138,6 +138,7 @@ func (i *Issuer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Who is asking: a valid certificate of the mesh, or a join token.
 	var namespace, identity, via, tokenID string
 	var prev *Record
+	expectRev := store.AnyRevision
 	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
 		id, err := i.verifyPeer(r.TLS.PeerCertificates)
 		if err != nil {
@@ -153,19 +154,26 @@ func (i *Issuer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// certificate, and its join token must not have been revoked: a
 		// stolen older certificate cannot renew, and revoking the token
 		// evicts the workload at its next renewal.
-		rec, err := i.lookup(r.Context(), ns, req.Workload)
+		rec, rev, err := i.lookup(r.Context(), ns, req.Workload)
 		serial := r.TLS.PeerCertificates[0].SerialNumber.Text(16)
 		if err != nil || rec.SPIFFEID != id.String() || (rec.Serial != serial && rec.PrevSerial != serial) {
 			i.refuse(w, http.StatusForbidden, "not_current_certificate", fmt.Sprintf("the certificate is not %s/%s's current one; join again with a token", ns, req.Workload))
 			return
 		}
 		if rec.TokenID != "" {
-			if tok, err := i.opts.Tokens.Lookup(r.Context(), rec.TokenID); err != nil || tok.Revoked {
+			tok, err := i.opts.Tokens.Lookup(r.Context(), rec.TokenID)
+			switch {
+			case errors.Is(err, token.ErrNotFound) || (err == nil && tok.Revoked):
 				i.refuse(w, http.StatusUnauthorized, "token_revoked", fmt.Sprintf("the join token of %s/%s was revoked", ns, req.Workload))
+				return
+			case err != nil:
+				i.opts.Logger.Error("token lookup failed", "error", err)
+				http.Error(w, "issuer: the control plane's store is unavailable; retry", http.StatusInternalServerError)
 				return
 			}
 		}
 		prev = &rec
+		expectRev = rev
 		namespace, identity, via, tokenID = ns, sa, "certificate", rec.TokenID
 	} else {
 		secret, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
@@ -221,8 +229,17 @@ func (i *Issuer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if root, ok := i.opts.CA.RootOf(leaf); ok {
 		rec.Root = ca.PinOf(root)
 	}
-	if err := i.record(r.Context(), rec); err != nil {
-		i.opts.Logger.Warn("could not record issued certificate", "workload", req.Workload, "error", err)
+	// The record decides which certificate may renew next: without it the
+	// certificate is useless, so a failed write fails the request (the
+	// proxy retries). A concurrent renewal of the same workload loses.
+	if err := i.record(r.Context(), rec, expectRev); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			i.refuse(w, http.StatusConflict, "concurrent_renewal", "another renewal of this workload happened meanwhile; retry with the current certificate")
+			return
+		}
+		i.opts.Logger.Error("could not record issued certificate", "workload", req.Workload, "error", err)
+		http.Error(w, "issuer: could not record the certificate; retry", http.StatusInternalServerError)
+		return
 	}
 	i.mu.Lock()
 	i.issued++
@@ -258,24 +275,24 @@ func parseWorkloadID(id spiffeid.ID) (ns, sa string, ok bool) {
 // ParseWorkloadID splits a workload SPIFFE ID into namespace and identity.
 func ParseWorkloadID(id spiffeid.ID) (ns, sa string, ok bool) { return parseWorkloadID(id) }
 
-func (i *Issuer) lookup(ctx context.Context, namespace, workload string) (Record, error) {
+func (i *Issuer) lookup(ctx context.Context, namespace, workload string) (Record, int64, error) {
 	kv, err := i.opts.Store.Get(ctx, Prefix+namespace+"/"+workload)
 	if err != nil {
-		return Record{}, err
+		return Record{}, 0, err
 	}
 	var rec Record
 	if err := json.Unmarshal(kv.Value, &rec); err != nil {
-		return Record{}, err
+		return Record{}, 0, err
 	}
-	return rec, nil
+	return rec, kv.Revision, nil
 }
 
-func (i *Issuer) record(ctx context.Context, rec Record) error {
+func (i *Issuer) record(ctx context.Context, rec Record, expectRevision int64) error {
 	b, err := json.Marshal(rec)
 	if err != nil {
 		return err
 	}
-	_, err = i.opts.Store.Put(ctx, Prefix+rec.Namespace+"/"+rec.Workload, b, store.AnyRevision)
+	_, err = i.opts.Store.Put(ctx, Prefix+rec.Namespace+"/"+rec.Workload, b, expectRevision)
 	return err
 }
 
