@@ -337,3 +337,19 @@ func TestWrongPinRefused(t *testing.T) {
 		t.Fatalf("a certificate was issued to a proxy that could not verify the control plane:\n%s", st)
 	}
 }
+
+// TestJoinWithBundleFile: a proxy can authenticate the control plane with
+// a bundle file instead of a pin.
+func TestJoinWithBundleFile(t *testing.T) {
+	cp := newControlPlane(t)
+	args := cp.joinArgs(t, "shop", "catalog")
+	p := start(t, "weft-proxy bundle", proxyBin, "--control-plane", cp.xds, "--issuer", cp.issuer, "--workload", "catalog-1",
+		"--namespace", "shop", "--identity", "catalog", "--token", args[1], "--ca-bundle", cp.dataDir+"/ca/bundle.crt",
+		"--admin", freeAddr(t), "--outbound", freeAddr(t))
+	eventually(t, 20*time.Second, func() error {
+		if !strings.Contains(p.output(), "proxy ready") {
+			return fmt.Errorf("not ready")
+		}
+		return nil
+	})
+}

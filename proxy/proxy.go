@@ -25,8 +25,8 @@ import (
 
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/pem"
 
+	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
 	"github.com/weftmesh/weft/api/xdsmeta"
@@ -457,10 +457,11 @@ func (p *Proxy) OnResources(typeURL, version string, resources [][]byte) error {
 			m[sec.Name] = sec
 		}
 		if sec := m[xdsmeta.TrustBundleSecret]; sec != nil {
-			roots, err := parsePEMCerts(sec.TrustedCA)
+			b, err := x509bundle.Parse(p.source.TrustDomain(), sec.TrustedCA)
 			if err != nil {
 				return fmt.Errorf("proxy: secret %s: %w", sec.Name, err)
 			}
+			roots := b.X509Authorities()
 			if err := p.source.SetBundle(roots); err != nil {
 				return fmt.Errorf("proxy: secret %s: %w", sec.Name, err)
 			}
@@ -505,29 +506,6 @@ func (p *Proxy) OnResources(typeURL, version string, resources [][]byte) error {
 	}
 	p.checkReady()
 	return nil
-}
-
-func parsePEMCerts(data []byte) ([]*x509.Certificate, error) {
-	var out []*x509.Certificate
-	for {
-		var block *pem.Block
-		block, data = pem.Decode(data)
-		if block == nil {
-			break
-		}
-		if block.Type != "CERTIFICATE" {
-			continue
-		}
-		c, err := x509.ParseCertificate(block.Bytes)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, c)
-	}
-	if len(out) == 0 {
-		return nil, errors.New("no certificate in the trust bundle")
-	}
-	return out, nil
 }
 
 // nonNil keeps an empty subscription explicit (not a wildcard).

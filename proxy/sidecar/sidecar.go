@@ -5,8 +5,6 @@ package sidecar
 
 import (
 	"context"
-	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
@@ -19,6 +17,9 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
 	"github.com/weftmesh/weft/api/xdsmeta"
 	"github.com/weftmesh/weft/proxy"
@@ -115,28 +116,17 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	if caBundle != "" {
-		data, err := os.ReadFile(caBundle)
+		td, err := spiffeid.TrustDomainFromString(o.TrustDomain)
+		if err != nil {
+			fmt.Fprintf(stderr, "weft-proxy: --trust-domain %q: %v\n", o.TrustDomain, err)
+			return 2
+		}
+		b, err := x509bundle.Load(td, caBundle)
 		if err != nil {
 			fmt.Fprintln(stderr, "weft-proxy: --ca-bundle:", err)
 			return 2
 		}
-		for {
-			var block *pem.Block
-			block, data = pem.Decode(data)
-			if block == nil {
-				break
-			}
-			c, err := x509.ParseCertificate(block.Bytes)
-			if err != nil {
-				fmt.Fprintln(stderr, "weft-proxy: --ca-bundle:", err)
-				return 2
-			}
-			o.CARoots = append(o.CARoots, c)
-		}
-		if len(o.CARoots) == 0 {
-			fmt.Fprintln(stderr, "weft-proxy: --ca-bundle: no certificate in", caBundle)
-			return 2
-		}
+		o.CARoots = b.X509Authorities()
 	}
 	if net.ParseIP(appAddress) == nil {
 		fmt.Fprintf(stderr, "weft-proxy: --app-address %q is not an IP address\n", appAddress)
