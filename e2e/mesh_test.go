@@ -353,3 +353,30 @@ func TestEndpointRemovedAfterGrace(t *testing.T) {
 		t.Fatalf("reviews-1 still registered after the grace period:\n%s", out)
 	}
 }
+
+// TestRouteToNewServiceWithoutErrors: one apply adds a Service and moves
+// the route to it while requests flow; the proxies keep the old route
+// until the new cluster's endpoints arrive, so nothing fails.
+func TestRouteToNewServiceWithoutErrors(t *testing.T) {
+	cp := newControlPlane(t)
+	m := startCanaryMesh(t, cp)
+	c := proxyClient(m.client)
+	l := startLoad(c, "http://catalog.shop/", 6)
+	time.Sleep(500 * time.Millisecond)
+	cp.apply(t, serviceYAML("catalog-next", "app: catalog, version: v2", m.v2.port(t))+`apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: catalog-split, namespace: shop}
+spec:
+  parentRefs: [{kind: Service, name: catalog, port: 80}]
+  rules:
+  - backendRefs: [{name: catalog-next, port: 80}]
+`)
+	eventually(t, 10*time.Second, func() error {
+		if _, who, _, err := get(c, "http://catalog.shop/", ""); err != nil || who != "v2" {
+			return fmt.Errorf("not on catalog-next yet (%q, %v)", who, err)
+		}
+		return nil
+	})
+	time.Sleep(500 * time.Millisecond)
+	l.finish(t)
+}

@@ -103,8 +103,11 @@ type Proxy struct {
 	enroller  *enroll.Client
 
 	// res is the accepted resources; only the xDS handler touches it.
-	res      snapshot.Resources
-	received map[string]bool
+	res snapshot.Resources
+	// desiredRoutes are the route configurations last received; res.Routes
+	// may hold older ones while new clusters warm.
+	desiredRoutes map[string]*xdsresource.RouteConfiguration
+	received      map[string]bool
 
 	readyOnce sync.Once
 	ready     chan struct{}
@@ -436,7 +439,7 @@ func (p *Proxy) OnResources(typeURL, version string, resources [][]byte) error {
 			}
 			m[rc.Name] = rc
 		}
-		next.Routes = m
+		p.desiredRoutes = m
 	case xdsresource.ClusterType:
 		m := make(map[string]*xdsresource.Cluster, len(resources))
 		for _, b := range resources {
@@ -480,6 +483,9 @@ func (p *Proxy) OnResources(typeURL, version string, resources [][]byte) error {
 		next.Endpoints = m
 	default:
 		return fmt.Errorf("proxy: unexpected resource type %s", typeURL)
+	}
+	if p.desiredRoutes != nil {
+		next.Routes = effectiveRoutes(p.desiredRoutes, p.res.Routes, next.Clusters, next.Endpoints)
 	}
 	next.Versions = maps.Clone(p.res.Versions)
 	next.Versions[typeURL] = version
