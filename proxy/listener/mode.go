@@ -124,6 +124,11 @@ func (l *modeListener) Accept() (net.Conn, error) {
 	case <-l.done:
 		l.errMu.Lock()
 		defer l.errMu.Unlock()
+		if l.err == nil {
+			// Closed by Close before the accept loop saw it: never return
+			// (nil, nil), which a server would take for a connection.
+			return nil, net.ErrClosed
+		}
 		return nil, l.err
 	}
 }
