@@ -180,7 +180,23 @@ Without -n, lists every namespace.`,
 					return err
 				}
 			}
-			return printObjects(g.out, k, items, output, len(args) == 2)
+			if err := printObjects(g.out, k, items, output, len(args) == 2); err != nil {
+				return err
+			}
+			if k.Name == "HTTPRoute" && (output == "table" || output == "wide") {
+				// What the mesh accepted but cannot honour (a backend that
+				// does not exist answers 500) is said, never silent.
+				var p struct {
+					Items []string `json:"items"`
+				}
+				if err := c.Raw(ctx, "/v1/problems", &p); err == nil && len(p.Items) > 0 {
+					fmt.Fprintln(g.out, "\nProblems (accepted, but not all of it can be honoured):")
+					for _, item := range p.Items {
+						fmt.Fprintln(g.out, "  - "+item)
+					}
+				}
+			}
+			return nil
 		},
 	}
 	cmd.Flags().StringVarP(&namespace, "namespace", "n", "", "namespace (default: all for lists, \"default\" for one object)")

@@ -380,3 +380,32 @@ spec:
 	time.Sleep(500 * time.Millisecond)
 	l.finish(t)
 }
+
+// TestRouteProblemsShown: a route to a Service that does not exist is
+// accepted (it may appear later), its share answers 500, and `weft get
+// httproutes` says so.
+func TestRouteProblemsShown(t *testing.T) {
+	cp := newControlPlane(t)
+	reviews := startBackend(t, "reviews")
+	cp.apply(t, serviceYAML("reviews", "app: reviews", reviews.port(t))+`apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: reviews-next, namespace: shop}
+spec:
+  parentRefs: [{kind: Service, name: reviews, port: 80}]
+  rules:
+  - backendRefs: [{name: reviews-v9, port: 80}]
+`)
+	startSidecar(t, cp, sidecarOpts{workload: "reviews-1", namespace: "shop", labels: []string{"app=reviews"}, appPort: reviews.port(t)})
+	client := startSidecar(t, cp, sidecarOpts{workload: "web-1", namespace: "shop", labels: []string{"app=web"}})
+	eventually(t, 10*time.Second, func() error {
+		code, _, body, err := get(proxyClient(client), "http://reviews.shop/", "")
+		if err != nil || code != 500 || !strings.Contains(body, "does not exist") {
+			return fmt.Errorf("got %d %q %v", code, body, err)
+		}
+		return nil
+	})
+	out, err := cp.weft(t, "", "get", "httproutes")
+	if err != nil || !strings.Contains(out, "backend reviews-v9.shop:80 does not exist") {
+		t.Fatalf("weft get httproutes does not report the missing backend: %v\n%s", err, out)
+	}
+}
