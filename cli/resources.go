@@ -146,7 +146,7 @@ func newGetCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "get KIND [NAME]",
 		Short: "Show resources, workloads or proxies",
-		Long: `Show resources (services, httproutes), registered workloads or connected proxies.
+		Long: `Show resources (services, httproutes, mtlspolicies), registered workloads or connected proxies.
 Without -n, lists every namespace.`,
 		Example: "  weft get services\n  weft get httproute catalog-canary -n shop -o yaml\n  weft get workloads",
 		Args:    cobra.RangeArgs(1, 2),
