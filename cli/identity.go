@@ -103,46 +103,44 @@ is shown once; the control plane keeps only its hash.`,
 
 func newCertsCmd(g *globals) *cobra.Command {
 	var output string
-	return func() *cobra.Command {
-		c := &cobra.Command{
-			Use:   "certs",
-			Short: "List every workload's certificate: identity, serial, expiry, root",
-			Args:  cobra.NoArgs,
-			RunE: func(cmd *cobra.Command, _ []string) error {
-				var l struct {
-					Items []issuer.Record `json:"items"`
+	c := &cobra.Command{
+		Use:   "certs",
+		Short: "List every workload's certificate: identity, serial, expiry, root",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var l struct {
+				Items []issuer.Record `json:"items"`
+			}
+			if err := g.client().Raw(cmd.Context(), "/v1/certs", &l); err != nil {
+				return err
+			}
+			if output == "json" || output == "yaml" {
+				return writeAs(g.out, output, l)
+			}
+			var ca apiserver.CAStatus
+			if err := g.client().Raw(cmd.Context(), "/v1/ca", &ca); err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(g.out, 0, 4, 3, ' ', 0)
+			defer tw.Flush()
+			fmt.Fprintln(tw, "NAMESPACE\tWORKLOAD\tSPIFFE ID\tSERIAL\tEXPIRES\tROOT")
+			now := nowFunc()
+			for _, r := range l.Items {
+				root := short(r.Root)
+				if r.Root == ca.Pin {
+					root += " (issuing)"
 				}
-				if err := g.client().Raw(cmd.Context(), "/v1/certs", &l); err != nil {
-					return err
+				exp := r.NotAfter.Format(time.RFC3339)
+				if r.NotAfter.Before(now) {
+					exp += " (expired)"
 				}
-				if output == "json" || output == "yaml" {
-					return writeAs(g.out, output, l)
-				}
-				var ca apiserver.CAStatus
-				if err := g.client().Raw(cmd.Context(), "/v1/ca", &ca); err != nil {
-					return err
-				}
-				tw := tabwriter.NewWriter(g.out, 0, 4, 3, ' ', 0)
-				defer tw.Flush()
-				fmt.Fprintln(tw, "NAMESPACE\tWORKLOAD\tSPIFFE ID\tSERIAL\tEXPIRES\tROOT")
-				now := nowFunc()
-				for _, r := range l.Items {
-					root := short(r.Root)
-					if r.Root == ca.Pin {
-						root += " (issuing)"
-					}
-					exp := r.NotAfter.Format(time.RFC3339)
-					if r.NotAfter.Before(now) {
-						exp += " (expired)"
-					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Namespace, r.Workload, r.SPIFFEID, short(r.Serial), exp, root)
-				}
-				return nil
-			},
-		}
-		c.Flags().StringVarP(&output, "output", "o", "table", "table, yaml or json")
-		return c
-	}()
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Namespace, r.Workload, r.SPIFFEID, short(r.Serial), exp, root)
+			}
+			return nil
+		},
+	}
+	c.Flags().StringVarP(&output, "output", "o", "table", "table, yaml or json")
+	return c
 }
 
 func short(s string) string {

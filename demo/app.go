@@ -13,6 +13,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/weftmesh/weft/api/xdsmeta"
 )
 
 // AppOptions configure a demo service.
@@ -43,12 +45,12 @@ func RunApp(ctx context.Context, o AppOptions) error {
 	targets := map[string]string{}
 	proxyURL := os.Getenv("WEFT_OUTBOUND")
 	for _, host := range o.Calls {
-		if addr := os.Getenv(upstreamEnv(host)); addr != "" {
+		if addr := os.Getenv(xdsmeta.UpstreamEnv(host)); addr != "" {
 			targets[host] = "http://" + addr + "/"
 		} else if proxyURL != "" {
 			targets[host] = "proxy"
 		} else {
-			return fmt.Errorf("demo app: no way to reach %s: set %s or WEFT_OUTBOUND (run it with weft run)", host, upstreamEnv(host))
+			return fmt.Errorf("demo app: no way to reach %s: set %s or WEFT_OUTBOUND (run it with weft run)", host, xdsmeta.UpstreamEnv(host))
 		}
 	}
 	tr := &http.Transport{MaxIdleConnsPerHost: 64, IdleConnTimeout: 30 * time.Second}
@@ -131,19 +133,4 @@ func RunApp(ctx context.Context, o AppOptions) error {
 		return err
 	}
 	return nil
-}
-
-// upstreamEnv mirrors weft-proxy's naming: WEFT_UPSTREAM_ + the host in
-// upper case with other characters than A-Z and 0-9 as _.
-func upstreamEnv(host string) string {
-	var b strings.Builder
-	b.WriteString("WEFT_UPSTREAM_")
-	for _, r := range strings.ToUpper(host) {
-		if (r >= 'A' && r <= 'Z') || (r >= '0' && r <= '9') {
-			b.WriteRune(r)
-		} else {
-			b.WriteByte('_')
-		}
-	}
-	return b.String()
 }

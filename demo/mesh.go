@@ -353,13 +353,7 @@ func stopAll(procs []*proc, out io.Writer) {
 	}
 	fmt.Fprintf(out, "\nStopping %d processes ... ", len(procs))
 	for i := len(procs) - 1; i >= 0; i-- {
-		p := procs[i]
-		if p.cmd != nil {
-			_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGTERM)
-		}
-		if i == 0 {
-			break
-		}
+		_ = syscall.Kill(-procs[i].cmd.Process.Pid, syscall.SIGTERM)
 	}
 	deadline := time.After(10 * time.Second)
 	for _, p := range procs {

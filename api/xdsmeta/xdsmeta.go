@@ -122,3 +122,20 @@ func InboundCluster(appPort uint32) string { return fmt.Sprintf("inbound|%d", ap
 
 // InboundListener names the listener of an inbound proxy port.
 func InboundListener(port uint32) string { return fmt.Sprintf("inbound|%d", port) }
+
+// UpstreamEnv is the environment variable through which weft-proxy tells
+// its app the local address of an upstream: WEFT_UPSTREAM_ + the host in
+// upper case, every character other than A-Z and 0-9 as _ (catalog.shop →
+// WEFT_UPSTREAM_CATALOG_SHOP).
+func UpstreamEnv(host string) string {
+	var b strings.Builder
+	b.WriteString("WEFT_UPSTREAM_")
+	for _, r := range strings.ToUpper(host) {
+		if (r >= 'A' && r <= 'Z') || (r >= '0' && r <= '9') {
+			b.WriteRune(r)
+		} else {
+			b.WriteByte('_')
+		}
+	}
+	return b.String()
+}

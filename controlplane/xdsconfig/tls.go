@@ -112,12 +112,12 @@ func inboundChains(mode string, filter *listenerv3.Filter) ([]*listenerv3.Filter
 func serviceIdentities(st *model.State, svc *model.Service) (ids []string, allDisabled bool) {
 	seen := map[string]bool{}
 	allDisabled = true
-	any := false
+	selected := false
 	for _, w := range st.Workloads {
 		if !svc.Selects(w) {
 			continue
 		}
-		any = true
+		selected = true
 		if st.MTLSMode(w) != model.MTLSDisable {
 			allDisabled = false
 		}
@@ -128,7 +128,7 @@ func serviceIdentities(st *model.State, svc *model.Service) (ids []string, allDi
 		}
 	}
 	sort.Strings(ids)
-	if !any {
+	if !selected {
 		allDisabled = st.MTLSMode(&model.Workload{Namespace: svc.Namespace, Labels: svc.Selector}) == model.MTLSDisable
 	}
 	return ids, allDisabled

@@ -134,13 +134,6 @@ func (f *Forwarder) Close() {
 	})
 }
 
-type ctxKey struct{}
-
-// reqInfo travels with a request through the reverse proxy.
-type reqInfo struct {
-	err string
-}
-
 func (f *Forwarder) reverseProxy(t http.RoundTripper) *httputil.ReverseProxy {
 	return &httputil.ReverseProxy{
 		Transport:  t,
@@ -157,11 +150,7 @@ func (f *Forwarder) reverseProxy(t http.RoundTripper) *httputil.ReverseProxy {
 		// headers and an empty end of stream, which clients reject.
 		FlushInterval: 0,
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
-			info, _ := r.Context().Value(ctxKey{}).(*reqInfo)
 			code, reason := classify(r.Context(), err)
-			if info != nil {
-				info.err = reason
-			}
 			f.opts.Logger.Debug("upstream error", "host", r.Host, "endpoint", r.URL.Host, "error", err)
 			fail(w, code, reason)
 		},
@@ -292,8 +281,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	info := &reqInfo{}
-	ctx := context.WithValue(r.Context(), ctxKey{}, info)
+	ctx := r.Context()
 	if rt.Timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, rt.Timeout)

@@ -314,23 +314,6 @@ func parseUpstreams(vals []string) ([]proxy.Upstream, error) {
 	return out, nil
 }
 
-// UpstreamEnv is the environment variable that carries an upstream's local
-// address: WEFT_UPSTREAM_ + the host in upper case with every other
-// character than A-Z and 0-9 replaced by _ (catalog.shop →
-// WEFT_UPSTREAM_CATALOG_SHOP).
-func UpstreamEnv(host string) string {
-	var b strings.Builder
-	b.WriteString("WEFT_UPSTREAM_")
-	for _, r := range strings.ToUpper(host) {
-		if (r >= 'A' && r <= 'Z') || (r >= '0' && r <= '9') {
-			b.WriteRune(r)
-		} else {
-			b.WriteByte('_')
-		}
-	}
-	return b.String()
-}
-
 func appEnv(o proxy.Options, admin string, httpProxy bool) []string {
 	var env []string
 	for _, e := range os.Environ() {
@@ -350,7 +333,7 @@ func appEnv(o proxy.Options, admin string, httpProxy bool) []string {
 		}
 	}
 	for _, u := range o.Upstreams {
-		env = append(env, UpstreamEnv(u.Host)+"="+u.Listen)
+		env = append(env, xdsmeta.UpstreamEnv(u.Host)+"="+u.Listen)
 	}
 	return env
 }
