@@ -72,6 +72,9 @@ type RouteMatch struct {
 	Headers     []StringMatch
 	QueryParams []StringMatch
 	Method      string
+	// GRPC, for a GRPCRoute match: only gRPC requests match, and GRPC
+	// holds the method match (Path and PathType are derived from it).
+	GRPC *GRPCMethodMatch
 }
 
 // Backend is a weighted destination of a rule.
@@ -89,6 +92,13 @@ type RouteRule struct {
 	Backends []Backend
 	// Timeout is the request timeout; 0 means none set.
 	Timeout time.Duration
+	// BackendTimeout is timeouts.backendRequest (per try); 0: none set.
+	BackendTimeout time.Duration
+	// Filters of the rule.
+	Filters Filters
+	// Retry is the rule's own retry stanza (nil: the TrafficPolicy's or
+	// the mesh default applies).
+	Retry *Retry
 }
 
 // ParentRef is a Service (and optionally one port) a route attaches to.
@@ -103,6 +113,8 @@ type ParentRef struct {
 
 // HTTPRoute is a compiled Gateway API HTTPRoute.
 type HTTPRoute struct {
+	// Kind is "HTTPRoute" or "GRPCRoute".
+	Kind      string
 	Name      string
 	Namespace string
 	Created   time.Time
@@ -168,7 +180,10 @@ type State struct {
 	Services     []*Service
 	Routes       []*HTTPRoute
 	MTLSPolicies []*MTLSPolicy
-	Workloads    []*Workload
+	// Routes above holds HTTPRoutes and GRPCRoutes.
+	TCPRoutes       []*TCPRoute
+	TrafficPolicies []*TrafficPolicy
+	Workloads       []*Workload
 	// TrustDomain of the mesh's SPIFFE IDs ("" disables mTLS generation).
 	TrustDomain string
 	// TrustBundle is the PEM of the mesh's trusted roots.

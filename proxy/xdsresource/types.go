@@ -23,6 +23,9 @@ const (
 type Listener struct {
 	Name    string
 	Address string // host:port from address.socket_address
+	// NoBind: bind_to_port is false; the proxy does not listen on Address
+	// (outbound TCP listeners consulted by local upstream ports).
+	NoBind bool
 	// TLSInspector: the listener has the envoy.filters.listener.tls_inspector
 	// listener filter (required when a filter chain matches on
 	// transport_protocol).
@@ -133,12 +136,22 @@ type HTTPConnectionManager struct {
 	StatPrefix      string
 	RouteConfigName string
 	Routes          *RouteConfiguration
+	// HTTPFilters are the names of http_filters in order; the last is
+	// always FilterRouter. Only FilterFault, FilterLocalRateLimit and
+	// FilterRouter are accepted.
+	HTTPFilters []string
+	// RateLimit is the local_ratelimit filter's own config when it has a
+	// token bucket (a limit for the whole listener); nil otherwise.
+	RateLimit *LocalRateLimit
 }
 
 // TCPProxy is a decoded envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy.
 type TCPProxy struct {
 	StatPrefix string
-	Cluster    string
+	// Cluster (cluster) or Clusters (weighted_clusters): exactly one is
+	// set.
+	Cluster  string
+	Clusters []WeightedCluster
 }
 
 // RouteConfiguration is a decoded envoy.config.route.v3.RouteConfiguration.
@@ -160,6 +173,7 @@ type Route struct {
 	Name   string
 	Match  RouteMatch
 	Action RouteAction
+	RouteExtras
 }
 
 // PathKind says how RouteMatch.Path is compared.
@@ -274,6 +288,7 @@ type Cluster struct {
 	// TLS is the transport_socket "envoy.transport_sockets.tls" with an
 	// UpstreamTlsContext; nil means plaintext.
 	TLS *UpstreamTLS
+	ClusterExtras
 }
 
 // ClusterLoadAssignment is a decoded
@@ -311,4 +326,201 @@ type Endpoint struct {
 	// Metadata holds the string fields of filter_metadata["weft"]
 	// (see api/xdsmeta), nil when absent.
 	Metadata map[string]string
+}
+
+// ---- Traffic management (see docs/xds.md for the mapping) ----
+
+// RetryPolicy is a decoded envoy.config.route.v3.RetryPolicy.
+type RetryPolicy struct {
+	// RetryOn holds the retry_on conditions, split on commas:
+	// "5xx", "gateway-error", "reset", "connect-failure",
+	// "refused-stream", "retriable-4xx", "retriable-status-codes",
+	// "cancelled", "deadline-exceeded", "internal", "resource-exhausted",
+	// "unavailable". Any other condition is a decode error.
+	RetryOn []string
+	// NumRetries is num_retries (1 when unset, as Envoy).
+	NumRetries uint32
+	// PerTryTimeout is per_try_timeout; 0 means none.
+	PerTryTimeout time.Duration
+	// RetriableStatusCodes for "retriable-status-codes".
+	RetriableStatusCodes []uint32
+	// BackoffBase and BackoffMax from retry_back_off (defaults 25ms and
+	// 10 × base, as Envoy).
+	BackoffBase, BackoffMax time.Duration
+	// PreviousHosts: retry_host_predicate has
+	// envoy.retry_host_predicates.previous_hosts.
+	PreviousHosts bool
+	// RetriableMethods, when non-nil, lists the only methods that may be
+	// retried: from retriable_request_headers with a single ":method"
+	// matcher (exact or a safe_regex alternation of plain method names).
+	RetriableMethods []string
+}
+
+// MirrorPolicy is a decoded RouteAction.RequestMirrorPolicy.
+type MirrorPolicy struct {
+	Cluster string
+	// Fraction of requests mirrored, in millionths (runtime_fraction
+	// default_value scaled to per-million; 1000000 when unset).
+	PerMillion uint32
+}
+
+// HashPolicy is a decoded RouteAction.HashPolicy: exactly one of Header,
+// Cookie and SourceIP.
+type HashPolicy struct {
+	Header     string // header.header_name, lower case
+	Cookie     string // cookie.name
+	CookieTTL  time.Duration
+	CookiePath string
+	SourceIP   bool // connection_properties.source_ip
+	Terminal   bool
+}
+
+// HeaderValueOption is a decoded envoy.config.core.v3.HeaderValueOption.
+type HeaderValueOption struct {
+	Name  string // lower case
+	Value string
+	// Append: true adds a value (APPEND_IF_EXISTS_OR_ADD, or the
+	// deprecated append = true); false overwrites
+	// (OVERWRITE_IF_EXISTS_OR_ADD). ADD_IF_ABSENT sets IfAbsent.
+	Append   bool
+	IfAbsent bool
+}
+
+// HeaderMutation is what a route does to request or response headers.
+type HeaderMutation struct {
+	Add    []HeaderValueOption
+	Remove []string // lower case
+}
+
+// Redirect is a decoded envoy.config.route.v3.RedirectAction.
+type Redirect struct {
+	Scheme        string // scheme_redirect, or "https" for https_redirect
+	Host          string // host_redirect
+	Port          uint32 // port_redirect
+	Path          string // path_redirect (replaces the whole path)
+	PrefixRewrite string // prefix_rewrite (replaces the matched prefix)
+	HasPrefix     bool   // prefix_rewrite was set (it may be "")
+	StatusCode    int    // 301 (default), 302, 303, 307 or 308
+	StripQuery    bool
+}
+
+// Fault is a decoded envoy.extensions.filters.http.fault.v3.HTTPFault.
+type Fault struct {
+	// Delay is applied to DelayPerMillion of the requests.
+	Delay           time.Duration
+	DelayPerMillion uint32
+	// AbortStatus (HTTP) or AbortGRPCStatus (gRPC status code, with
+	// HasGRPCAbort) answers AbortPerMillion of the requests.
+	AbortStatus     int
+	AbortGRPCStatus uint32
+	HasGRPCAbort    bool
+	AbortPerMillion uint32
+}
+
+// TokenBucket is a decoded envoy.type.v3.TokenBucket.
+type TokenBucket struct {
+	MaxTokens     uint32
+	TokensPerFill uint32 // 1 when unset
+	FillInterval  time.Duration
+}
+
+// LocalRateLimit is a decoded
+// envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit. A
+// limit with a nil Bucket limits nothing (a filter placeholder whose
+// routes carry the buckets). Enabled and Enforced are per-million
+// (filter_enabled / filter_enforced default_value; 0 when unset, which
+// Envoy reads as "not enabled").
+type LocalRateLimit struct {
+	StatPrefix string
+	Bucket     *TokenBucket
+	Enabled    uint32
+	Enforced   uint32
+}
+
+// HTTPFilters the proxy implements, by name in an HCM's http_filters.
+const (
+	FilterRouter         = "envoy.filters.http.router"
+	FilterFault          = "envoy.filters.http.fault"
+	FilterLocalRateLimit = "envoy.filters.http.local_ratelimit"
+)
+
+// RouteExtras holds a Route's traffic-management fields. It is embedded in
+// Route so existing code keeps compiling.
+type RouteExtras struct {
+	// GRPCOnly: match.grpc was set (content-type application/grpc*).
+	GRPCOnly bool
+	// Retry is route.retry_policy (nil: none).
+	Retry *RetryPolicy
+	// Mirrors are route.request_mirror_policies.
+	Mirrors []MirrorPolicy
+	// HashPolicies are route.hash_policy, in order.
+	HashPolicies []HashPolicy
+	// PrefixRewrite (HasPrefixRewrite) replaces the matched prefix.
+	PrefixRewrite    string
+	HasPrefixRewrite bool
+	// RegexRewrite replaces every match of the pattern in the path with
+	// the substitution (Envoy's \1 references already turned into Go's
+	// ${1}); nil when unset.
+	RegexRewrite *RegexRewrite
+	// HostRewrite is route.host_rewrite_literal.
+	HostRewrite string
+	// Redirect is set for a redirect route (instead of Clusters).
+	Redirect *Redirect
+	// RequestHeaders and ResponseHeaders are the Route's
+	// request_headers_to_add/remove and response_headers_to_add/remove.
+	RequestHeaders, ResponseHeaders HeaderMutation
+	// BufferLimit is per_request_buffer_limit_bytes (0: unset).
+	BufferLimit uint32
+	// Fault and RateLimit come from typed_per_filter_config.
+	Fault     *Fault
+	RateLimit *LocalRateLimit
+}
+
+// RegexRewrite is a decoded envoy.type.matcher.v3.RegexMatchAndSubstitute.
+type RegexRewrite struct {
+	Pattern      *regexp.Regexp
+	Substitution string // Go template syntax (${1})
+}
+
+// ClusterExtras holds a Cluster's traffic-management fields. Embedded in
+// Cluster.
+type ClusterExtras struct {
+	// RingHash: ring sizes from ring_hash_lb_config (0: defaults).
+	RingMin, RingMax uint64
+	// CircuitBreakers is the DEFAULT priority threshold (zero values are
+	// filled with Envoy's defaults: 1024 connections, pending requests and
+	// requests, 3 retries).
+	CircuitBreakers CircuitBreakers
+	// Outlier is outlier_detection; nil means none.
+	Outlier *OutlierDetection
+	// IdleTimeout is common_http_protocol_options.idle_timeout (0: unset).
+	IdleTimeout time.Duration
+}
+
+// CircuitBreakers is a decoded CircuitBreakers.Thresholds.
+type CircuitBreakers struct {
+	MaxConnections, MaxPendingRequests, MaxRequests, MaxRetries uint32
+	// RetryBudget is set when thresholds.retry_budget is (Weft semantics,
+	// see docs/xds.md).
+	RetryBudget *RetryBudget
+}
+
+// RetryBudget: at most Percent % of the requests of the last 10 s may be
+// retries, plus MinPerSecond retries per second.
+type RetryBudget struct {
+	Percent      float64 // budget_percent (default 20)
+	MinPerSecond uint32  // min_retry_concurrency (default 3 in Envoy)
+}
+
+// OutlierDetection is a decoded envoy.config.cluster.v3.OutlierDetection
+// with Envoy's defaults filled in.
+type OutlierDetection struct {
+	Consecutive5xx            uint32        // default 5
+	Enforcing5xx              uint32        // percent, default 100
+	ConsecutiveGatewayFailure uint32        // default 5
+	EnforcingGatewayFailure   uint32        // percent, default 0
+	Interval                  time.Duration // default 10s
+	BaseEjectionTime          time.Duration // default 30s
+	MaxEjectionTime           time.Duration // default 300s
+	MaxEjectionPercent        uint32        // default 10
 }
