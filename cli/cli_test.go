@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/weftmesh/weft/api/resource"
+	"github.com/weftmesh/weft/controlplane/model"
+	"github.com/weftmesh/weft/controlplane/status"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -88,5 +90,50 @@ func TestUnreachableControlPlane(t *testing.T) {
 	if code != 1 || !bytes.Contains(errOut.Bytes(), []byte("cannot reach the control plane at http://127.0.0.1:1")) ||
 		!bytes.Contains(errOut.Bytes(), []byte("weft control")) {
 		t.Fatalf("code %d, stderr %q", code, errOut.String())
+	}
+}
+
+// TestGetTrafficOutput renders routes and policies with the status the
+// control plane computes, including what it cannot honour.
+func TestGetTrafficOutput(t *testing.T) {
+	created := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
+	nowFunc = func() time.Time { return created.Add(90 * time.Minute) }
+	defer func() { nowFunc = time.Now }()
+	data, err := os.ReadFile("testdata/traffic.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs, err := resource.DecodeYAML("traffic", data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, o := range objs {
+		if err := resource.Validate(o); err != nil {
+			t.Fatal(err)
+		}
+		o.SetCreationTimestamp(metaTime(created.Add(time.Duration(i) * time.Second)))
+		o.SetGeneration(1)
+	}
+	st, err := model.FromObjects(objs, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep := status.Compute(st)
+	items := map[string][]json.RawMessage{}
+	for _, o := range objs {
+		rep.Fill(o, nil, created.Add(time.Minute))
+		k, _ := resource.KindOf(o)
+		b, _ := json.Marshal(o)
+		items[k.Name] = append(items[k.Name], b)
+	}
+	for _, kind := range []string{"HTTPRoute", "GRPCRoute", "TCPRoute", "TrafficPolicy"} {
+		k, _ := resource.LookupKind(kind)
+		for _, format := range []string{"table", "yaml"} {
+			var out bytes.Buffer
+			if err := printObjects(&out, k, items[kind], format, format == "yaml"); err != nil {
+				t.Fatal(err)
+			}
+			golden(t, "traffic-"+k.Plural+"-"+format, out.Bytes())
+		}
 	}
 }

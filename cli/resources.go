@@ -21,7 +21,9 @@ import (
 	"github.com/weftmesh/weft/controlplane/model"
 	"github.com/weftmesh/weft/controlplane/xds"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
+	gatewayv1alpha2 "sigs.k8s.io/gateway-api/apis/v1alpha2"
 )
 
 // readSources reads every object from files, directories (*.yaml, *.yml,
@@ -81,7 +83,7 @@ func newApplyCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "apply -f FILE|DIR|-",
 		Short: "Create or update resources from YAML or JSON",
-		Long: `Apply Services and HTTPRoutes. Each object is validated by the control plane;
+		Long: `Apply Services, HTTPRoutes, GRPCRoutes, TCPRoutes, TrafficPolicies and MTLSPolicies. Each object is validated by the control plane;
 an invalid one is refused with every problem and its field path, and nothing of it
 is stored. Objects are applied in order; the command exits 1 if any failed.`,
 		Example: "  weft apply -f demo/config/\n  cat route.yaml | weft apply -f -",
@@ -146,8 +148,12 @@ func newGetCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "get KIND [NAME]",
 		Short: "Show resources, workloads or proxies",
-		Long: `Show resources (services, httproutes, mtlspolicies), registered workloads or connected proxies.
-Without -n, lists every namespace.`,
+		Long: `Show resources (services, httproutes, grpcroutes, tcproutes, trafficpolicies, mtlspolicies),
+registered workloads or connected proxies. Without -n, lists every namespace.
+
+Routes show whether their parent Service accepted them (ACCEPTED) and whether every
+backend exists (RESOLVED); TrafficPolicies whether they apply (ACCEPTED). Anything not
+honoured is listed below the table with its reason; -o yaml shows the full status.`,
 		Example: "  weft get services\n  weft get httproute catalog-canary -n shop -o yaml\n  weft get workloads",
 		Args:    cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -235,6 +241,8 @@ func printObjects(w io.Writer, k *resource.Kind, items []json.RawMessage, output
 	tw := tabwriter.NewWriter(w, 0, 4, 3, ' ', 0)
 	defer tw.Flush()
 	now := nowFunc()
+	// notes say what the mesh accepted but cannot honour, never silently.
+	var notes []string
 	switch k.Name {
 	case "Service":
 		fmt.Fprintln(tw, "NAMESPACE\tNAME\tSELECTOR\tPORTS\tAGE")
@@ -267,35 +275,193 @@ func printObjects(w io.Writer, k *resource.Kind, items []json.RawMessage, output
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", p.Namespace, p.Name, scope, p.Spec.Mode, age(now, p.CreationTimestamp.Time))
 		}
-	case "HTTPRoute":
-		fmt.Fprintln(tw, "NAMESPACE\tNAME\tPARENTS\tRULES\tBACKENDS\tAGE")
+	case "HTTPRoute", "GRPCRoute":
+		fmt.Fprintln(tw, "NAMESPACE\tNAME\tPARENTS\tRULES\tBACKENDS\tACCEPTED\tRESOLVED\tAGE")
 		for _, raw := range items {
-			var r gatewayv1.HTTPRoute
+			var r struct {
+				metav1.ObjectMeta `json:"metadata"`
+				Spec              struct {
+					ParentRefs []gatewayv1.ParentReference `json:"parentRefs"`
+					Rules      []struct {
+						BackendRefs []gatewayv1.BackendRef `json:"backendRefs"`
+					} `json:"rules"`
+				} `json:"spec"`
+				Status gatewayv1.RouteStatus `json:"status"`
+			}
 			if err := json.Unmarshal(raw, &r); err != nil {
 				return err
-			}
-			var parents []string
-			for _, p := range r.Spec.ParentRefs {
-				s := string(p.Name)
-				if p.Port != nil {
-					s += fmt.Sprintf(":%d", *p.Port)
-				}
-				parents = append(parents, s)
 			}
 			var backends []string
 			for _, rule := range r.Spec.Rules {
 				for _, b := range rule.BackendRefs {
-					s := string(b.Name)
-					if b.Weight != nil {
-						s += fmt.Sprintf("(%d)", *b.Weight)
-					}
-					backends = append(backends, s)
+					backends = append(backends, backendLabel(b))
 				}
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", r.Namespace, r.Name, strings.Join(parents, ","), len(r.Spec.Rules), strings.Join(backends, ","), age(now, r.CreationTimestamp.Time))
+			acc, res := routeConditions(r.Status)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", r.Namespace, r.Name, parentsLabel(r.Spec.ParentRefs), len(r.Spec.Rules),
+				orNone(backends), acc, res, age(now, r.CreationTimestamp.Time))
+			notes = append(notes, routeNotes(k.Name, r.Namespace, r.Name, r.Status)...)
+		}
+	case "TCPRoute":
+		fmt.Fprintln(tw, "NAMESPACE\tNAME\tPARENTS\tBACKENDS\tACCEPTED\tRESOLVED\tAGE")
+		for _, raw := range items {
+			var r gatewayv1alpha2.TCPRoute
+			if err := json.Unmarshal(raw, &r); err != nil {
+				return err
+			}
+			var backends []string
+			for _, rule := range r.Spec.Rules {
+				for _, b := range rule.BackendRefs {
+					backends = append(backends, backendLabel(b))
+				}
+			}
+			st := gatewayv1.RouteStatus(r.Status.RouteStatus)
+			acc, res := routeConditions(st)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Namespace, r.Name, parentsLabel(r.Spec.ParentRefs), orNone(backends),
+				acc, res, age(now, r.CreationTimestamp.Time))
+			notes = append(notes, routeNotes(k.Name, r.Namespace, r.Name, st)...)
+		}
+	case "TrafficPolicy":
+		fmt.Fprintln(tw, "NAMESPACE\tNAME\tTARGET\tSETS\tACCEPTED\tAGE")
+		for _, raw := range items {
+			var p v1alpha1.TrafficPolicy
+			if err := json.Unmarshal(raw, &p); err != nil {
+				return err
+			}
+			acc := "Unknown"
+			for _, a := range p.Status.Ancestors {
+				for _, c := range a.Conditions {
+					if c.Type != "Accepted" {
+						continue
+					}
+					acc = conditionLabel(c)
+					if c.Status != metav1.ConditionTrue {
+						notes = append(notes, fmt.Sprintf("trafficpolicy %s/%s: %s: %s", p.Namespace, p.Name, c.Reason, c.Message))
+					}
+				}
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", p.Namespace, p.Name, targetLabel(p.Spec.TargetRef), policySets(p.Spec),
+				acc, age(now, p.CreationTimestamp.Time))
+		}
+	}
+	if len(notes) > 0 {
+		tw.Flush()
+		fmt.Fprintln(w, "\nNot (fully) honoured:")
+		for _, n := range notes {
+			fmt.Fprintln(w, "  - "+n)
 		}
 	}
 	return nil
+}
+
+func parentsLabel(refs []gatewayv1.ParentReference) string {
+	var parents []string
+	for _, p := range refs {
+		s := string(p.Name)
+		switch {
+		case p.Port != nil:
+			s += fmt.Sprintf(":%d", *p.Port)
+		case p.SectionName != nil:
+			s += ":" + string(*p.SectionName)
+		}
+		parents = append(parents, s)
+	}
+	return orNone(parents)
+}
+
+func backendLabel(b gatewayv1.BackendRef) string {
+	s := string(b.Name)
+	if b.Weight != nil {
+		s += fmt.Sprintf("(%d)", *b.Weight)
+	}
+	return s
+}
+
+func orNone(list []string) string {
+	if len(list) == 0 {
+		return "<none>"
+	}
+	return strings.Join(list, ",")
+}
+
+// conditionLabel is True, or the reason a condition is not.
+func conditionLabel(c metav1.Condition) string {
+	if c.Status == metav1.ConditionTrue {
+		return "True"
+	}
+	return string(c.Status) + " (" + c.Reason + ")"
+}
+
+// routeConditions sums up Accepted and ResolvedRefs over every parent:
+// True when every parent says so, else the first parent's failure.
+func routeConditions(st gatewayv1.RouteStatus) (accepted, resolved string) {
+	accepted, resolved = "Unknown", "Unknown"
+	if len(st.Parents) == 0 {
+		return
+	}
+	accepted, resolved = "True", "True"
+	for _, p := range st.Parents {
+		for _, c := range p.Conditions {
+			if c.Status == metav1.ConditionTrue {
+				continue
+			}
+			switch {
+			case c.Type == "Accepted" && accepted == "True":
+				accepted = conditionLabel(c)
+			case c.Type == "ResolvedRefs" && resolved == "True":
+				resolved = conditionLabel(c)
+			}
+		}
+	}
+	return
+}
+
+// routeNotes says, for every parent, each condition that is not True.
+func routeNotes(kind, namespace, name string, st gatewayv1.RouteStatus) []string {
+	var notes []string
+	seen := map[string]bool{}
+	for _, p := range st.Parents {
+		for _, c := range p.Conditions {
+			if c.Status == metav1.ConditionTrue {
+				continue
+			}
+			n := fmt.Sprintf("%s %s/%s: %s: %s", strings.ToLower(kind), namespace, name, c.Reason, c.Message)
+			if !seen[n] {
+				seen[n] = true
+				notes = append(notes, n)
+			}
+		}
+	}
+	return notes
+}
+
+func targetLabel(t v1alpha1.PolicyTargetRef) string {
+	s := t.Kind + "/" + t.Name
+	switch {
+	case t.Port != 0:
+		s += fmt.Sprintf(":%d", t.Port)
+	case t.SectionName != "":
+		s += ":" + t.SectionName
+	}
+	return s
+}
+
+// policySets lists the stanzas a TrafficPolicy sets.
+func policySets(s v1alpha1.TrafficPolicySpec) string {
+	var out []string
+	for _, f := range []struct {
+		name string
+		set  bool
+	}{
+		{"loadBalancer", s.LoadBalancer != nil}, {"connectionPool", s.ConnectionPool != nil},
+		{"outlierDetection", s.OutlierDetection != nil}, {"retries", s.Retries != nil}, {"timeouts", s.Timeouts != nil},
+		{"rateLimit", s.RateLimit != nil}, {"faults", s.Faults != nil},
+	} {
+		if f.set {
+			out = append(out, f.name)
+		}
+	}
+	return orNone(out)
 }
 
 func getPseudo(ctx context.Context, c *Client, which, namespace, output string, w io.Writer) error {

@@ -31,7 +31,7 @@ var configFS embed.FS
 // Config returns the demo's resources as YAML documents, in apply order.
 func Config() ([]byte, error) {
 	var out []byte
-	for _, name := range []string{"config/services.yaml", "config/catalog-canary.yaml"} {
+	for _, name := range []string{"config/services.yaml", "config/catalog-canary.yaml", "config/reviews-retries.yaml"} {
 		b, err := configFS.ReadFile(name)
 		if err != nil {
 			return nil, err
@@ -70,6 +70,8 @@ type member struct {
 	ip       string
 	calls    []string
 	work     time.Duration
+	// errorRate is the share of requests the app fails with 503.
+	errorRate float64
 }
 
 var members = []member{
@@ -77,7 +79,8 @@ var members = []member{
 	{workload: "web-1", service: "web", version: "v1", ip: "127.0.66.3", calls: []string{"catalog.shop"}, work: time.Millisecond},
 	{workload: "catalog-v1-1", service: "catalog", version: "v1", ip: "127.0.66.4", calls: []string{"reviews.shop"}, work: time.Millisecond},
 	{workload: "catalog-v2-1", service: "catalog", version: "v2", ip: "127.0.66.5", calls: []string{"reviews.shop"}, work: 3 * time.Millisecond},
-	{workload: "reviews-1", service: "reviews", version: "v1", ip: "127.0.66.6", work: 500 * time.Microsecond},
+	// reviews fails 10 % of its requests: the mesh's retries hide them.
+	{workload: "reviews-1", service: "reviews", version: "v1", ip: "127.0.66.6", work: 500 * time.Microsecond, errorRate: 0.10},
 }
 
 // Summary is the outcome of a demo run.
@@ -85,6 +88,16 @@ type Summary struct {
 	Requests uint64 `json:"requests"`
 	Success  uint64 `json:"success"`
 	Edges    []Row  `json:"edges"`
+	// Retries is what the flaky reviews app answered, as its own sidecar
+	// saw it (before the callers' retries).
+	Retries AppFailures `json:"retries"`
+}
+
+// AppFailures is what one app answered to its sidecar.
+type AppFailures struct {
+	Service  string `json:"service"`
+	Requests uint64 `json:"requests"`
+	Failed   uint64 `json:"failed"`
 }
 
 // Row is one line of the traffic table.
@@ -182,7 +195,7 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 		if m.workload != "loadgen" {
 			args = append(args, "--inbound", "15006:8080", "--app-address", m.ip, "--",
 				o.Weft, "demo-app", "--service", m.service, "--version", m.version,
-				"--listen", m.ip+":8080", "--work", m.work.String())
+				"--listen", m.ip+":8080", "--work", m.work.String(), "--error-rate", fmt.Sprint(m.errorRate))
 			for _, c := range m.calls {
 				args = append(args, "--call", c)
 			}
@@ -239,6 +252,8 @@ loop:
 		since(begin), sum.Requests, sum.Success, pct(sum.Success, sum.Requests))
 	printTable(out, sum.Edges)
 	printSplit(out, sum.Edges)
+	sum.Retries = retrySummary(base, final)
+	printRetries(out, sum.Retries, sum.Edges)
 	mtls := 0
 	for _, r := range sum.Edges {
 		if r.MTLS {
@@ -463,8 +478,51 @@ func startLoad(ctx context.Context, url string, rps int) *load {
 	return l
 }
 
-// sample is every proxy's outbound edges at one moment.
+// sample is every proxy's outbound edges at one moment, and under
+// inboundKey+workload its inbound edges.
 type sample map[string][]stats.Edge // workload → edges
+
+const inboundKey = "inbound/"
+
+// retrySummary is what the reviews app answered between two samples.
+func retrySummary(prev, cur sample) AppFailures {
+	var f AppFailures
+	for _, m := range members {
+		if m.errorRate == 0 {
+			continue
+		}
+		f.Service = m.service + "." + namespace
+		for _, e := range cur[inboundKey+m.workload] {
+			f.Requests += e.Requests
+			f.Failed += e.Requests - e.Success
+		}
+		for _, e := range prev[inboundKey+m.workload] {
+			f.Requests -= e.Requests
+			f.Failed -= e.Requests - e.Success
+		}
+	}
+	return f
+}
+
+// printRetries shows the app's failures next to what its callers saw.
+func printRetries(w io.Writer, f AppFailures, rows []Row) {
+	if f.Requests == 0 {
+		return
+	}
+	var n, ok float64
+	for _, r := range rows {
+		if r.Dest == f.Service {
+			n += float64(r.Requests)
+			ok += float64(r.Requests) * r.Success / 100
+		}
+	}
+	if n == 0 {
+		return
+	}
+	fmt.Fprintf(w, "Retries on %s: its app failed %d of the %d attempts it got (%.1f%%); its callers saw %.1f%% success\n"+
+		"  (TrafficPolicy reviews: up to 3 retries on 5xx, within the default retry budget of 20%% + 10/s).\n",
+		f.Service, f.Failed, f.Requests, pct(f.Failed, f.Requests), 100*ok/n)
+}
 
 func collect() sample {
 	s := sample{}
@@ -479,8 +537,11 @@ func collect() sample {
 		}
 		if json.NewDecoder(resp.Body).Decode(&body) == nil {
 			for _, e := range body.Edges {
-				if e.Direction == "outbound" {
+				switch e.Direction {
+				case "outbound":
 					s[m.workload] = append(s[m.workload], e)
+				case "inbound":
+					s[inboundKey+m.workload] = append(s[inboundKey+m.workload], e)
 				}
 			}
 		}

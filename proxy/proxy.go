@@ -178,6 +178,8 @@ func New(opts Options) (*Proxy, error) {
 			Versions:  map[string]string{},
 		},
 	}
+	// Endpoints are tiered by how much of the proxy's own locality they share.
+	p.pool.SetLocality(balancer.LocalityFromLabels(opts.Labels))
 
 	if p.source, err = identity.NewSource(td); err != nil {
 		return nil, fmt.Errorf("proxy: %w", err)

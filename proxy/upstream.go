@@ -14,16 +14,19 @@ import (
 // upstreamPort is a local port for one service. Each connection goes where
 // the service's protocol says, decided at accept time from the current
 // config: an HTTP service to the HTTP server (routing with the service as
-// authority), an opaque TCP service straight to its cluster.
+// authority), an opaque TCP service to a cluster: the one its unbound
+// outbound-tcp listener picks (by weight, per connection) when there is
+// one, else its cluster by naming convention.
 type upstreamPort struct {
 	net.Listener
-	host    string
-	cluster string
-	current func() *snapshot.Snapshot
-	fwd     *forward.Forwarder
-	httpc   chan net.Conn
-	done    chan struct{}
-	once    sync.Once
+	host        string
+	cluster     string
+	tcpListener string
+	current     func() *snapshot.Snapshot
+	fwd         *forward.Forwarder
+	httpc       chan net.Conn
+	done        chan struct{}
+	once        sync.Once
 }
 
 func newUpstreamPort(ln net.Listener, host string, current func() *snapshot.Snapshot, fwd *forward.Forwarder) *upstreamPort {
@@ -37,6 +40,7 @@ func newUpstreamPort(ln net.Listener, host string, current func() *snapshot.Snap
 	}
 	if svc, ns, ok := strings.Cut(strings.TrimSuffix(name, ".svc.cluster.local"), "."); ok {
 		u.cluster = xdsmeta.OutboundCluster(svc, ns, port)
+		u.tcpListener = xdsmeta.OutboundTCPListener(svc, ns, port)
 	}
 	go u.acceptLoop()
 	return u
@@ -57,12 +61,27 @@ func (u *upstreamPort) isTCP() bool {
 	return true
 }
 
+// hasTCPListener reports whether the config has the service's TCP
+// listener (outbound-tcp|PORT||NAME.NS).
+func (u *upstreamPort) hasTCPListener() bool {
+	s := u.current()
+	if s == nil || u.tcpListener == "" {
+		return false
+	}
+	l := s.Listeners[u.tcpListener]
+	return l != nil && l.IsTCP()
+}
+
 func (u *upstreamPort) acceptLoop() {
 	for {
 		c, err := u.Listener.Accept()
 		if err != nil {
 			u.once.Do(func() { close(u.done) })
 			return
+		}
+		if u.hasTCPListener() {
+			go u.fwd.ServeTCP(c, u.tcpListener, "", forward.Outbound)
+			continue
 		}
 		if u.isTCP() {
 			go u.fwd.ServeTCP(c, "", u.cluster, forward.Outbound)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
 	sigsjson "sigs.k8s.io/json"
@@ -72,7 +73,7 @@ func DecodeJSON(data []byte) (Object, error) {
 	if err != nil || k.Name != tm.Kind {
 		return nil, fmt.Errorf("kind: Unsupported value: %q: supported kinds: %s", tm.Kind, kindNames())
 	}
-	if tm.APIVersion != k.APIVersion {
+	if tm.APIVersion != k.APIVersion && !slices.Contains(k.alsoServed, tm.APIVersion) {
 		return nil, fmt.Errorf("apiVersion: Unsupported value: %q: %s is served as %q", tm.APIVersion, k.Name, k.APIVersion)
 	}
 	o := k.New()

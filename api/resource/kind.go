@@ -8,6 +8,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
+	gatewayv1alpha2 "sigs.k8s.io/gateway-api/apis/v1alpha2"
 
 	"github.com/weftmesh/weft/api/v1alpha1"
 )
@@ -29,6 +30,9 @@ type Kind struct {
 	Short []string
 	// APIVersion is the group/version written by Weft.
 	APIVersion string
+	// alsoServed lists other group/versions accepted on input (stored as
+	// APIVersion): the same schema under another version.
+	alsoServed []string
 	// New returns an empty object of the kind.
 	New func() Object
 	// validate checks a defaulted object of the kind.
@@ -55,6 +59,34 @@ var kinds = []*Kind{
 		New:         func() Object { return &gatewayv1.HTTPRoute{} },
 		validate:    func(o Object) error { return validateHTTPRoute(o.(*gatewayv1.HTTPRoute)) },
 		setDefaults: func(o Object) { defaultHTTPRoute(o.(*gatewayv1.HTTPRoute)) },
+	},
+	{
+		Name:        "GRPCRoute",
+		Plural:      "grpcroutes",
+		Short:       []string{"grpcroute"},
+		APIVersion:  gatewayv1.GroupVersion.String(),
+		New:         func() Object { return &gatewayv1.GRPCRoute{} },
+		validate:    func(o Object) error { return validateGRPCRoute(o.(*gatewayv1.GRPCRoute)) },
+		setDefaults: func(o Object) { defaultGRPCRoute(o.(*gatewayv1.GRPCRoute)) },
+	},
+	{
+		Name:        "TCPRoute",
+		Plural:      "tcproutes",
+		Short:       []string{"tcproute"},
+		APIVersion:  gatewayv1alpha2.GroupVersion.String(),
+		alsoServed:  []string{gatewayv1.GroupVersion.String()},
+		New:         func() Object { return &gatewayv1alpha2.TCPRoute{} },
+		validate:    func(o Object) error { return validateTCPRoute(o.(*gatewayv1alpha2.TCPRoute)) },
+		setDefaults: func(o Object) { defaultTCPRoute(o.(*gatewayv1alpha2.TCPRoute)) },
+	},
+	{
+		Name:        "TrafficPolicy",
+		Plural:      "trafficpolicies",
+		Short:       []string{"trafficpolicy", "tp"},
+		APIVersion:  v1alpha1.APIVersion,
+		New:         func() Object { return &v1alpha1.TrafficPolicy{} },
+		validate:    func(o Object) error { return validateTrafficPolicy(o.(*v1alpha1.TrafficPolicy)) },
+		setDefaults: func(o Object) { defaultTrafficPolicy(o.(*v1alpha1.TrafficPolicy)) },
 	},
 	{
 		Name:        "MTLSPolicy",
@@ -124,6 +156,27 @@ func kindName(o Object) string {
 		return "HTTPRoute"
 	case *v1alpha1.MTLSPolicy:
 		return "MTLSPolicy"
+	case *gatewayv1.GRPCRoute:
+		return "GRPCRoute"
+	case *gatewayv1alpha2.TCPRoute:
+		return "TCPRoute"
+	case *v1alpha1.TrafficPolicy:
+		return "TrafficPolicy"
 	}
 	return fmt.Sprintf("%T", o)
+}
+
+// ClearStatus drops whatever status an object carries: status is computed
+// by the control plane, never written by clients.
+func ClearStatus(o Object) {
+	switch v := o.(type) {
+	case *gatewayv1.HTTPRoute:
+		v.Status = gatewayv1.HTTPRouteStatus{}
+	case *gatewayv1.GRPCRoute:
+		v.Status = gatewayv1.GRPCRouteStatus{}
+	case *gatewayv1alpha2.TCPRoute:
+		v.Status = gatewayv1alpha2.TCPRouteStatus{}
+	case *v1alpha1.TrafficPolicy:
+		v.Status = gatewayv1.PolicyStatus{}
+	}
 }

@@ -178,12 +178,24 @@ func defaultHTTPRoute(r *gatewayv1.HTTPRoute) {
 			}
 		}
 		for j := range rule.BackendRefs {
-			b := &rule.BackendRefs[j]
-			if b.Weight == nil {
-				w := int32(1)
-				b.Weight = &w
+			defaultWeight(&rule.BackendRefs[j].BackendRef)
+		}
+		for j := range rule.Filters {
+			if f := rule.Filters[j].RequestRedirect; f != nil && f.StatusCode == nil {
+				code := defaultRedirectCode
+				f.StatusCode = &code
 			}
 		}
+	}
+}
+
+// defaultRedirectCode is the Gateway API's default RequestRedirect status.
+const defaultRedirectCode = 302
+
+func defaultWeight(b *gatewayv1.BackendRef) {
+	if b.Weight == nil {
+		w := int32(1)
+		b.Weight = &w
 	}
 }
 
@@ -203,24 +215,7 @@ func validateHTTPRoute(r *gatewayv1.HTTPRoute) error {
 	errs := validateMeta(r.Name, r.Namespace)
 	spec := field.NewPath("spec")
 
-	parents := spec.Child("parentRefs")
-	if len(r.Spec.ParentRefs) == 0 {
-		errs = append(errs, field.Required(parents, "a route must attach to a parent: a Service (mesh traffic, as in GAMMA)"))
-	}
-	if len(r.Spec.ParentRefs) > maxParentRefs {
-		errs = append(errs, field.TooMany(parents, len(r.Spec.ParentRefs), maxParentRefs))
-	}
-	for i, ref := range r.Spec.ParentRefs {
-		p := parents.Index(i)
-		errs = append(errs, validateServiceRef(p, ref.Group, ref.Kind, string(ref.Name), ref.Namespace)...)
-		if ref.Port != nil {
-			errs = append(errs, validatePort(p.Child("port"), int32(*ref.Port))...)
-		}
-		if ref.Namespace != nil && string(*ref.Namespace) != r.Namespace {
-			errs = append(errs, field.Invalid(p.Child("namespace"), *ref.Namespace,
-				"a route can only attach to Services in its own namespace (producer routes); consumer routes are not supported yet"))
-		}
-	}
+	errs = append(errs, validateParentRefs(spec.Child("parentRefs"), r.Spec.ParentRefs, r.Namespace, false)...)
 	if len(r.Spec.Hostnames) > 0 {
 		errs = append(errs, field.Forbidden(spec.Child("hostnames"),
 			"must be empty when the parent is a Service (GAMMA): the Service's own host names apply"))
@@ -230,10 +225,47 @@ func validateHTTPRoute(r *gatewayv1.HTTPRoute) error {
 	if len(r.Spec.Rules) > maxRules {
 		errs = append(errs, field.TooMany(rules, len(r.Spec.Rules), maxRules))
 	}
+	names := map[string]bool{}
 	for i, rule := range r.Spec.Rules {
+		errs = append(errs, validateRuleName(rules.Index(i), rule.Name, names)...)
 		errs = append(errs, validateHTTPRule(rules.Index(i), rule, r.Namespace)...)
 	}
 	return asError(r, errs)
+}
+
+// validateParentRefs checks a route's parents: Services in the route's
+// namespace (GAMMA); a TCPRoute must name one port (requirePort).
+func validateParentRefs(parents *field.Path, refs []gatewayv1.ParentReference, namespace string, requirePort bool) field.ErrorList {
+	var errs field.ErrorList
+	if len(refs) == 0 {
+		errs = append(errs, field.Required(parents, "a route must attach to a parent: a Service (mesh traffic, as in GAMMA)"))
+	}
+	if len(refs) > maxParentRefs {
+		errs = append(errs, field.TooMany(parents, len(refs), maxParentRefs))
+	}
+	for i, ref := range refs {
+		p := parents.Index(i)
+		errs = append(errs, validateServiceRef(p, ref.Group, ref.Kind, string(ref.Name), ref.Namespace)...)
+		if ref.Port != nil {
+			errs = append(errs, validatePort(p.Child("port"), int32(*ref.Port))...)
+		}
+		if ref.SectionName != nil {
+			for _, m := range validation.IsDNS1123Label(string(*ref.SectionName)) {
+				errs = append(errs, field.Invalid(p.Child("sectionName"), *ref.SectionName, m))
+			}
+		}
+		if ref.Port != nil && ref.SectionName != nil {
+			errs = append(errs, field.Forbidden(p.Child("sectionName"), "set port or sectionName (a port name), not both"))
+		}
+		if requirePort && ref.Port == nil && ref.SectionName == nil {
+			errs = append(errs, field.Required(p.Child("port"), "a TCPRoute attaches to one TCP port of the Service: set port or sectionName"))
+		}
+		if ref.Namespace != nil && string(*ref.Namespace) != namespace {
+			errs = append(errs, field.Invalid(p.Child("namespace"), *ref.Namespace,
+				"a route can only attach to Services in its own namespace (producer routes); consumer routes are not supported yet"))
+		}
+	}
+	return errs
 }
 
 func validateServiceRef(p *field.Path, group *gatewayv1.Group, kind *gatewayv1.Kind, name string, _ *gatewayv1.Namespace) field.ErrorList {
@@ -262,25 +294,15 @@ func validateHTTPRule(p *field.Path, rule gatewayv1.HTTPRouteRule, namespace str
 	for i, m := range rule.Matches {
 		errs = append(errs, validateHTTPMatch(p.Child("matches").Index(i), m)...)
 	}
-	if len(rule.Filters) > 0 {
-		errs = append(errs, field.Forbidden(p.Child("filters"), "filters are not supported yet; Weft refuses rather than ignore them"))
-	}
+	errs = append(errs, validateHTTPFilters(p, rule, namespace)...)
 	if rule.Retry != nil {
-		errs = append(errs, field.Forbidden(p.Child("retry"), "retry is not supported yet; Weft refuses rather than ignore it"))
+		errs = append(errs, validateHTTPRetry(p.Child("retry"), rule.Retry)...)
 	}
 	if rule.SessionPersistence != nil {
-		errs = append(errs, field.Forbidden(p.Child("sessionPersistence"), "session persistence is not supported yet; Weft refuses rather than ignore it"))
+		errs = append(errs, field.Forbidden(p.Child("sessionPersistence"), "session persistence is not supported yet; Weft refuses rather than ignore it (TrafficPolicy loadBalancer.hash with a cookie gives affinity)"))
 	}
 	if t := rule.Timeouts; t != nil {
-		tp := p.Child("timeouts")
-		if t.Request != nil {
-			if _, err := parseGatewayDuration(string(*t.Request)); err != nil {
-				errs = append(errs, field.Invalid(tp.Child("request"), *t.Request, err.Error()))
-			}
-		}
-		if t.BackendRequest != nil {
-			errs = append(errs, field.Forbidden(tp.Child("backendRequest"), "not supported yet (per-try timeouts arrive with retries); use timeouts.request"))
-		}
+		errs = append(errs, validateHTTPTimeouts(p.Child("timeouts"), t)...)
 	}
 	backends := p.Child("backendRefs")
 	if len(rule.BackendRefs) > maxBackendRefs {
@@ -288,22 +310,34 @@ func validateHTTPRule(p *field.Path, rule gatewayv1.HTTPRouteRule, namespace str
 	}
 	for i, b := range rule.BackendRefs {
 		bp := backends.Index(i)
-		errs = append(errs, validateServiceRef(bp, b.Group, b.Kind, string(b.Name), b.Namespace)...)
-		if b.Namespace != nil && string(*b.Namespace) != namespace {
-			errs = append(errs, field.Invalid(bp.Child("namespace"), *b.Namespace,
-				"backends in other namespaces need a ReferenceGrant, which is not supported yet"))
-		}
-		if b.Port == nil {
-			errs = append(errs, field.Required(bp.Child("port"), "required when the backend is a Service"))
-		} else {
-			errs = append(errs, validatePort(bp.Child("port"), int32(*b.Port))...)
-		}
-		if b.Weight != nil && (*b.Weight < 0 || *b.Weight > maxWeight) {
-			errs = append(errs, field.Invalid(bp.Child("weight"), *b.Weight, "must be between 0 and 1000000"))
-		}
+		errs = append(errs, validateBackendRef(bp, b.BackendRef, namespace)...)
 		if len(b.Filters) > 0 {
-			errs = append(errs, field.Forbidden(bp.Child("filters"), "backend filters are not supported yet; Weft refuses rather than ignore them"))
+			errs = append(errs, field.Forbidden(bp.Child("filters"), "backend filters are not supported yet; Weft refuses rather than ignore them (use the rule's filters)"))
 		}
+	}
+	return errs
+}
+
+// validateBackendRef checks a weighted backend: a Service in the route's
+// namespace, with a port.
+func validateBackendRef(bp *field.Path, b gatewayv1.BackendRef, namespace string) field.ErrorList {
+	errs := validateBackendObjectRef(bp, b.BackendObjectReference, namespace)
+	if b.Weight != nil && (*b.Weight < 0 || *b.Weight > maxWeight) {
+		errs = append(errs, field.Invalid(bp.Child("weight"), *b.Weight, "must be between 0 and 1000000"))
+	}
+	return errs
+}
+
+func validateBackendObjectRef(bp *field.Path, b gatewayv1.BackendObjectReference, namespace string) field.ErrorList {
+	errs := validateServiceRef(bp, b.Group, b.Kind, string(b.Name), b.Namespace)
+	if b.Namespace != nil && string(*b.Namespace) != namespace {
+		errs = append(errs, field.Invalid(bp.Child("namespace"), *b.Namespace,
+			"backends in other namespaces need a ReferenceGrant, which is not supported yet"))
+	}
+	if b.Port == nil {
+		errs = append(errs, field.Required(bp.Child("port"), "required when the backend is a Service"))
+	} else {
+		errs = append(errs, validatePort(bp.Child("port"), int32(*b.Port))...)
 	}
 	return errs
 }

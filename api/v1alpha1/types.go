@@ -2,6 +2,7 @@ package v1alpha1
 
 import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 )
 
 // Group and version of Weft's own kinds.
@@ -84,4 +85,170 @@ type LocalServiceRef struct {
 	// Kind is Service.
 	Kind string `json:"kind,omitempty"`
 	Name string `json:"name"`
+}
+
+// TrafficPolicy sets how clients reach a Service (load balancing,
+// connection limits, outlier detection, retries, timeouts, faults) and how
+// much traffic its instances accept (rate limit). It attaches to one target
+// in its own namespace: a Service (optionally one port) or an HTTPRoute or
+// GRPCRoute (optionally one rule, by name). When several policies on the
+// same target set the same field, the oldest (creationTimestamp, then
+// name) wins, as in the Gateway API's policy attachment; a policy on a
+// port or a rule wins over one on the whole Service or route.
+type TrafficPolicy struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+	Spec              TrafficPolicySpec `json:"spec"`
+	// Status is computed by the control plane when the policy is read;
+	// whatever a client writes here is discarded.
+	Status gatewayv1.PolicyStatus `json:"status,omitempty"`
+}
+
+// TrafficPolicySpec is the policy's target and settings. Every field but
+// TargetRef is optional; at least one must be set.
+type TrafficPolicySpec struct {
+	TargetRef PolicyTargetRef `json:"targetRef"`
+	// LoadBalancer, ConnectionPool, OutlierDetection and Retries.Budget
+	// apply to Service targets only.
+	LoadBalancer     *LoadBalancer     `json:"loadBalancer,omitempty"`
+	ConnectionPool   *ConnectionPool   `json:"connectionPool,omitempty"`
+	OutlierDetection *OutlierDetection `json:"outlierDetection,omitempty"`
+	Retries          *Retries          `json:"retries,omitempty"`
+	Timeouts         *Timeouts         `json:"timeouts,omitempty"`
+	RateLimit        *RateLimit        `json:"rateLimit,omitempty"`
+	Faults           *Faults           `json:"faults,omitempty"`
+}
+
+// PolicyTargetRef names what a TrafficPolicy applies to, in the policy's
+// namespace.
+type PolicyTargetRef struct {
+	// Group is "" or weft.dev for a Service, gateway.networking.k8s.io
+	// (or "") for a route.
+	Group string `json:"group,omitempty"`
+	// Kind is Service, HTTPRoute or GRPCRoute.
+	Kind string `json:"kind"`
+	Name string `json:"name"`
+	// SectionName is a Service port's name or a route rule's name.
+	SectionName string `json:"sectionName,omitempty"`
+	// Port is a Service port number (Service targets only).
+	Port int32 `json:"port,omitempty"`
+}
+
+// Load-balancing types of LoadBalancer.Type.
+const (
+	LBRoundRobin   = "ROUND_ROBIN"
+	LBRandom       = "RANDOM"
+	LBLeastRequest = "LEAST_REQUEST"
+	LBRingHash     = "RING_HASH"
+)
+
+// LoadBalancer chooses how a client spreads requests over endpoints.
+type LoadBalancer struct {
+	// Type is ROUND_ROBIN (default), RANDOM, LEAST_REQUEST or RING_HASH.
+	Type string `json:"type,omitempty"`
+	// Hash is what RING_HASH hashes; required with RING_HASH only.
+	Hash *HashPolicy `json:"hash,omitempty"`
+	// LocalityAware keeps traffic in the client's locality while it is
+	// healthy (default true).
+	LocalityAware *bool `json:"localityAware,omitempty"`
+}
+
+// HashPolicy is exactly one of a header, a cookie or the source IP.
+type HashPolicy struct {
+	Header   string      `json:"header,omitempty"`
+	Cookie   *HashCookie `json:"cookie,omitempty"`
+	SourceIP bool        `json:"sourceIP,omitempty"`
+}
+
+// HashCookie hashes a cookie; with a TTL the proxy sets it when absent.
+type HashCookie struct {
+	Name string `json:"name"`
+	// TTL is a Gateway API duration.
+	TTL string `json:"ttl,omitempty"`
+}
+
+// ConnectionPool holds circuit-breaker limits (per client proxy) and
+// connection timeouts; 0 or absent means the default.
+type ConnectionPool struct {
+	MaxConnections     int32  `json:"maxConnections,omitempty"`
+	MaxPendingRequests int32  `json:"maxPendingRequests,omitempty"`
+	MaxRequests        int32  `json:"maxRequests,omitempty"`
+	MaxRetries         int32  `json:"maxRetries,omitempty"`
+	ConnectTimeout     string `json:"connectTimeout,omitempty"`
+	IdleTimeout        string `json:"idleTimeout,omitempty"`
+}
+
+// OutlierDetection ejects failing endpoints. Given fields override the
+// defaults 5 / 0 / 10s / 30s / 10.
+type OutlierDetection struct {
+	// Consecutive5xxErrors ejects after N consecutive 5xx; 0 turns it off.
+	Consecutive5xxErrors     *int32 `json:"consecutive5xxErrors,omitempty"`
+	ConsecutiveGatewayErrors *int32 `json:"consecutiveGatewayErrors,omitempty"`
+	Interval                 string `json:"interval,omitempty"`
+	BaseEjectionTime         string `json:"baseEjectionTime,omitempty"`
+	MaxEjectionPercent       *int32 `json:"maxEjectionPercent,omitempty"`
+}
+
+// Retries is when and how often a client retries.
+type Retries struct {
+	// Attempts is the number of retries, 0-10 (default 2).
+	Attempts      *int32 `json:"attempts,omitempty"`
+	PerTryTimeout string `json:"perTryTimeout,omitempty"`
+	// RetryOn lists Envoy retry conditions (default: connect-failure,
+	// refused-stream, unavailable, cancelled, retriable-status-codes).
+	RetryOn              []string      `json:"retryOn,omitempty"`
+	RetriableStatusCodes []int32       `json:"retriableStatusCodes,omitempty"`
+	Backoff              *RetryBackoff `json:"backoff,omitempty"`
+	Budget               *RetryBudget  `json:"budget,omitempty"`
+	RetryNonIdempotent   bool          `json:"retryNonIdempotent,omitempty"`
+	MaxBodyBytes         *int32        `json:"maxBodyBytes,omitempty"`
+}
+
+// RetryBackoff is the exponential backoff between retries.
+type RetryBackoff struct {
+	BaseInterval string `json:"baseInterval,omitempty"`
+	MaxInterval  string `json:"maxInterval,omitempty"`
+}
+
+// RetryBudget caps retries at Percent % of the requests plus
+// MinRetriesPerSecond (defaults 20 and 10).
+type RetryBudget struct {
+	Percent             *float64 `json:"percent,omitempty"`
+	MinRetriesPerSecond *int32   `json:"minRetriesPerSecond,omitempty"`
+}
+
+// Timeouts of a request.
+type Timeouts struct {
+	// Request is a Gateway API duration; 0s means none.
+	Request string `json:"request"`
+}
+
+// RateLimit is a token bucket per instance of the target Service,
+// enforced by the server's proxy.
+type RateLimit struct {
+	RequestsPerSecond int32 `json:"requestsPerSecond"`
+	// Burst defaults to RequestsPerSecond.
+	Burst int32 `json:"burst,omitempty"`
+}
+
+// Faults injects delays and aborts on the client side.
+type Faults struct {
+	Delay *FaultDelay `json:"delay,omitempty"`
+	Abort *FaultAbort `json:"abort,omitempty"`
+}
+
+// FaultDelay delays Percent % of requests by FixedDelay.
+type FaultDelay struct {
+	FixedDelay string `json:"fixedDelay"`
+	// Percent is 0-100, decimals allowed (default 100).
+	Percent *float64 `json:"percent,omitempty"`
+}
+
+// FaultAbort answers Percent % of requests with an HTTP status or a gRPC
+// status (exactly one).
+type FaultAbort struct {
+	HTTPStatus int32  `json:"httpStatus,omitempty"`
+	GRPCStatus string `json:"grpcStatus,omitempty"`
+	// Percent is 0-100, decimals allowed (default 100).
+	Percent *float64 `json:"percent,omitempty"`
 }

@@ -117,6 +117,14 @@ func ParseOutboundCluster(cluster string) (name, namespace string, port uint32, 
 	return name, namespace, uint32(p), true
 }
 
+// OutboundTCPListener names the (unbound) listener that carries a
+// Service's TCP port: outbound-tcp|PORT||NAME.NAMESPACE. Its TcpProxy says
+// which cluster (or weighted clusters) a connection to NAME.NAMESPACE:PORT
+// goes to.
+func OutboundTCPListener(name, namespace string, port uint32) string {
+	return fmt.Sprintf("outbound-tcp|%d||%s.%s", port, name, namespace)
+}
+
 // InboundCluster names the cluster that delivers to the local app port.
 func InboundCluster(appPort uint32) string { return fmt.Sprintf("inbound|%d", appPort) }
 

@@ -35,6 +35,7 @@ import (
 
 	"github.com/weftmesh/weft/api/resource"
 	"github.com/weftmesh/weft/controlplane/model"
+	"github.com/weftmesh/weft/controlplane/status"
 	"github.com/weftmesh/weft/controlplane/store"
 	"github.com/weftmesh/weft/controlplane/xds"
 )
@@ -74,8 +75,9 @@ type Options struct {
 
 // Handler serves the API. It is safe for concurrent use.
 type Handler struct {
-	opts Options
-	mux  *http.ServeMux
+	opts        Options
+	mux         *http.ServeMux
+	transitions *status.Transitions
 }
 
 // New returns the API handler.
@@ -83,7 +85,7 @@ func New(opts Options) *Handler {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	h := &Handler{opts: opts, mux: http.NewServeMux()}
+	h := &Handler{opts: opts, mux: http.NewServeMux(), transitions: status.NewTransitions()}
 	h.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
 	h.mux.HandleFunc("GET /v1/workloads", h.workloads)
 	h.mux.HandleFunc("GET /v1/proxies", h.proxies)
@@ -163,9 +165,10 @@ func (h *Handler) list(w http.ResponseWriter, r *http.Request) {
 		h.storeError(w, err)
 		return
 	}
+	rep := h.report(r.Context(), k)
 	out := List{Items: make([]json.RawMessage, 0, len(kvs))}
 	for _, kv := range kvs {
-		out.Items = append(out.Items, withVersion(kv))
+		out.Items = append(out.Items, h.withStatus(k, rep, kv))
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -187,6 +190,58 @@ func withVersion(kv store.KV) json.RawMessage {
 	return b
 }
 
+// hasStatus lists the kinds whose status the API computes on every read.
+var hasStatus = map[string]bool{"HTTPRoute": true, "GRPCRoute": true, "TCPRoute": true, "TrafficPolicy": true}
+
+// report computes the status of every route and policy from what the
+// store holds now, or returns nil for kinds without status (or when the
+// store cannot be read: the objects are then served without status).
+func (h *Handler) report(ctx context.Context, k *resource.Kind) *status.Report {
+	if !hasStatus[k.Name] {
+		return nil
+	}
+	kvs, _, err := h.opts.Store.List(ctx, ResourcePrefix)
+	if err != nil {
+		h.opts.Logger.Error("status: listing resources", "error", err)
+		return nil
+	}
+	objs := make([]resource.Object, 0, len(kvs))
+	for _, kv := range kvs {
+		o, err := resource.DecodeJSON(kv.Value)
+		if err == nil {
+			err = resource.Validate(o)
+		}
+		if err != nil {
+			continue // the control plane skips it too, and logs it
+		}
+		objs = append(objs, o)
+	}
+	st, err := model.FromObjects(objs, nil)
+	if err != nil {
+		h.opts.Logger.Error("status: building the model", "error", err)
+		return nil
+	}
+	return status.Compute(st)
+}
+
+// withStatus returns the stored object with its resourceVersion and, for
+// routes and policies, the status computed in rep.
+func (h *Handler) withStatus(k *resource.Kind, rep *status.Report, kv store.KV) json.RawMessage {
+	if rep == nil {
+		return withVersion(kv)
+	}
+	o, err := resource.DecodeJSON(kv.Value)
+	if err != nil {
+		return withVersion(kv)
+	}
+	rep.Fill(o, h.transitions, time.Now())
+	b, err := json.Marshal(o)
+	if err != nil {
+		return withVersion(kv)
+	}
+	return withVersion(store.KV{Key: kv.Key, Value: b, Revision: kv.Revision})
+}
+
 func (h *Handler) get(w http.ResponseWriter, r *http.Request) {
 	k := h.kind(w, r)
 	if k == nil {
@@ -198,7 +253,7 @@ func (h *Handler) get(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
-	w.Write(withVersion(kv))
+	w.Write(h.withStatus(k, h.report(r.Context(), k), kv))
 }
 
 func (h *Handler) put(w http.ResponseWriter, r *http.Request) {
@@ -216,6 +271,9 @@ func (h *Handler) put(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
+	// Status is the control plane's to compute (on every read), never the
+	// client's to write.
+	resource.ClearStatus(obj)
 	ns, name := r.PathValue("namespace"), r.PathValue("name")
 	got := resource.KeyOf(obj)
 	if got.Kind != k.Name || got.Namespace != ns || got.Name != name {

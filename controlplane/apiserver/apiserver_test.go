@@ -128,3 +128,49 @@ func TestApplyRefusesAndStoresNothing(t *testing.T) {
 		t.Fatalf("refused applies stored something: %v %v", kvs, err)
 	}
 }
+
+// TestRouteStatus: a route that cannot be honoured says so in its status,
+// on GET and in lists; a client cannot write status.
+func TestRouteStatus(t *testing.T) {
+	srv, _ := newServer(t)
+	if code, m := do(t, "PUT", srv.URL+"/v1/services/shop/catalog", svc); code != 201 {
+		t.Fatalf("service: %d %v", code, m)
+	}
+	route := `{"apiVersion":"gateway.networking.k8s.io/v1","kind":"HTTPRoute","metadata":{"name":"r","namespace":"shop"},
+"spec":{"parentRefs":[{"kind":"Service","name":"catalog","port":80}],"rules":[{"backendRefs":[{"name":"catalog-v9","port":80}]}]},
+"status":{"parents":[{"parentRef":{"name":"x"},"controllerName":"evil","conditions":[]}]}}`
+	if code, m := do(t, "PUT", srv.URL+"/v1/httproutes/shop/r", route); code != 201 {
+		t.Fatalf("route: %d %v", code, m)
+	}
+	policy := `{"apiVersion":"weft.dev/v1alpha1","kind":"TrafficPolicy","metadata":{"name":"p","namespace":"shop"},
+"spec":{"targetRef":{"kind":"Service","name":"gone"},"timeouts":{"request":"1s"}}}`
+	if code, m := do(t, "PUT", srv.URL+"/v1/trafficpolicies/shop/p", policy); code != 201 {
+		t.Fatalf("policy: %d %v", code, m)
+	}
+	conds := func(obj map[string]any, list string) []any {
+		st := obj["status"].(map[string]any)
+		return st[list].([]any)[0].(map[string]any)["conditions"].([]any)
+	}
+	code, m := do(t, "GET", srv.URL+"/v1/httproutes/shop/r", "")
+	if code != 200 {
+		t.Fatalf("get: %d %v", code, m)
+	}
+	parents := m["status"].(map[string]any)["parents"].([]any)
+	if len(parents) != 1 || parents[0].(map[string]any)["controllerName"] != "weft.dev/mesh" {
+		t.Fatalf("status: %v", m["status"])
+	}
+	c := conds(m, "parents")
+	accepted, resolved := c[0].(map[string]any), c[1].(map[string]any)
+	if accepted["status"] != "True" || resolved["status"] != "False" || resolved["reason"] != "BackendNotFound" ||
+		!strings.Contains(resolved["message"].(string), "catalog-v9") || resolved["observedGeneration"] != 1.0 {
+		t.Fatalf("conditions: %v", c)
+	}
+	code, m = do(t, "GET", srv.URL+"/v1/trafficpolicies", "")
+	if code != 200 {
+		t.Fatalf("list: %d", code)
+	}
+	item := m["items"].([]any)[0].(map[string]any)
+	if c := conds(item, "ancestors")[0].(map[string]any); c["reason"] != "TargetNotFound" {
+		t.Fatalf("policy condition: %v", c)
+	}
+}

@@ -282,7 +282,17 @@ func (s *State) Sort() {
 		return less(s.Services[i].Namespace, s.Services[i].Name, s.Services[j].Namespace, s.Services[j].Name)
 	})
 	sort.Slice(s.Routes, func(i, j int) bool {
-		return less(s.Routes[i].Namespace, s.Routes[i].Name, s.Routes[j].Namespace, s.Routes[j].Name)
+		a, b := s.Routes[i], s.Routes[j]
+		if a.Namespace == b.Namespace && a.Name == b.Name {
+			return a.Kind < b.Kind
+		}
+		return less(a.Namespace, a.Name, b.Namespace, b.Name)
+	})
+	sort.Slice(s.TCPRoutes, func(i, j int) bool {
+		return less(s.TCPRoutes[i].Namespace, s.TCPRoutes[i].Name, s.TCPRoutes[j].Namespace, s.TCPRoutes[j].Name)
+	})
+	sort.Slice(s.TrafficPolicies, func(i, j int) bool {
+		return less(s.TrafficPolicies[i].Namespace, s.TrafficPolicies[i].Name, s.TrafficPolicies[j].Namespace, s.TrafficPolicies[j].Name)
 	})
 	sort.Slice(s.Workloads, func(i, j int) bool {
 		return less(s.Workloads[i].Namespace, s.Workloads[i].Name, s.Workloads[j].Namespace, s.Workloads[j].Name)

@@ -14,4 +14,15 @@
 // prefix, then a method match, then more header matches, then more query
 // parameter matches; remaining ties go to the oldest route, then the route
 // first in namespace/name order, then rule and match order.
+//
+// Traffic management (docs/xds.md is the contract with the proxy):
+// policy.go resolves TrafficPolicies per Service port and per route rule
+// (rule's own retry/timeouts > rule > route > Service port > Service;
+// oldest first on the same target); cluster.go turns them into cluster
+// settings (load balancing, circuit breakers, retry budget, outlier
+// detection, HTTP/2 to peers) and locality-grouped endpoints; route.go into
+// route settings (retries, timeouts, hash policy, faults, filters);
+// listener.go builds the listeners, inbound rate limits and the unbound
+// outbound-tcp listeners of TCP ports. Whatever is accepted but cannot be
+// honoured is reported by Generation.Problems.
 package xdsconfig

@@ -18,7 +18,6 @@ import (
 // ALPN protocols proxies offer each other.
 var (
 	alpnHTTP2 = []string{"h2"}
-	alpnHTTP1 = []string{"http/1.1"}
 	alpnAny   = []string{"h2", "http/1.1"}
 )
 
@@ -63,7 +62,10 @@ func downstreamTLS() *corev3.TransportSocket {
 }
 
 func upstreamTLS(sans []string, protocol string) *corev3.TransportSocket {
-	alpn := alpnHTTP1
+	// Mesh hops of an HTTP port speak HTTP/2 (the cluster's explicit
+	// config), but WebSocket upgrades need an HTTP/1.1 connection with the
+	// same identity: offer both.
+	alpn := alpnAny
 	switch {
 	case isHTTP2(protocol):
 		alpn = alpnHTTP2

@@ -28,62 +28,72 @@ type validator interface{ Validate() error }
 // golden.json. Every generated resource must pass go-control-plane's
 // Validate().
 func TestGolden(t *testing.T) {
-	dirs, _ := filepath.Glob("testdata/*")
-	for _, dir := range dirs {
+	files, _ := filepath.Glob("testdata/*/resources.yaml")
+	for _, f := range files {
+		dir := filepath.Dir(f)
 		t.Run(filepath.Base(dir), func(t *testing.T) {
 			st := loadState(t, dir)
-			node := readNode(t, dir)
-			var w *model.Workload
-			for _, wl := range st.Workloads {
-				if wl.Name == node {
-					w = wl
-				}
+			checkGolden(t, dir, st, readNode(t, dir))
+		})
+	}
+}
+
+// checkGolden generates the State's resources for the named workload and
+// compares them (and the problems) with dir/golden.json.
+func checkGolden(t *testing.T, dir string, st *model.State, node string) {
+	t.Helper()
+	var w *model.Workload
+	for _, wl := range st.Workloads {
+		if wl.Name == node {
+			w = wl
+		}
+	}
+	if w == nil {
+		t.Fatalf("node %q not among the workloads", node)
+	}
+	gen := xdsconfig.NewGeneration(st)
+	res := gen.ForNode(w)
+	out := map[string]any{}
+	for _, typ := range []resource.Type{resource.ListenerType, resource.RouteType, resource.ClusterType, resource.EndpointType, resource.SecretType} {
+		var items []json.RawMessage
+		for _, r := range res[typ] {
+			if err := r.(validator).Validate(); err != nil {
+				t.Errorf("%s %s fails Validate(): %v", typ, resourceName(r), err)
 			}
-			if w == nil {
-				t.Fatalf("node %q not among the workloads", node)
-			}
-			gen := xdsconfig.NewGeneration(st)
-			res := gen.ForNode(w)
-			out := map[string]any{}
-			for _, typ := range []resource.Type{resource.ListenerType, resource.RouteType, resource.ClusterType, resource.EndpointType, resource.SecretType} {
-				var items []json.RawMessage
-				for _, r := range res[typ] {
-					if err := r.(validator).Validate(); err != nil {
-						t.Errorf("%s %s fails Validate(): %v", typ, resourceName(r), err)
-					}
-					b, err := protojson.MarshalOptions{UseProtoNames: true}.Marshal(r)
-					if err != nil {
-						t.Fatal(err)
-					}
-					var canon bytes.Buffer
-					if err := json.Indent(&canon, b, "", ""); err != nil {
-						t.Fatal(err)
-					}
-					items = append(items, json.RawMessage(canon.Bytes()))
-				}
-				out[typ] = items
-			}
-			out["problems"] = gen.Problems()
-			got, err := json.MarshalIndent(out, "", "  ")
+			b, err := protojson.MarshalOptions{UseProtoNames: true}.Marshal(r)
 			if err != nil {
 				t.Fatal(err)
 			}
-			got = append(got, '\n')
-			golden := filepath.Join(dir, "golden.json")
-			if *update {
-				if err := os.WriteFile(golden, got, 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
+			var canon bytes.Buffer
+			if err := json.Indent(&canon, b, "", ""); err != nil {
+				t.Fatal(err)
 			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run go test -update to create it)", err)
-			}
-			if !bytes.Equal(normalize(t, got), normalize(t, want)) {
-				t.Errorf("generated config differs from %s (run go test ./controlplane/xdsconfig -update and review the diff):\n%s", golden, got)
-			}
-		})
+			items = append(items, json.RawMessage(canon.Bytes()))
+		}
+		out[typ] = items
+	}
+	out["problems"] = gen.Problems()
+	got, err := json.MarshalIndent(out, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got = append(got, '\n')
+	golden := filepath.Join(dir, "golden.json")
+	if *update {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(golden, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if !bytes.Equal(normalize(t, got), normalize(t, want)) {
+		t.Errorf("generated config differs from %s (run go test ./controlplane/xdsconfig -update and review the diff):\n%s", golden, got)
 	}
 }
 

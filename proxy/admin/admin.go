@@ -6,6 +6,7 @@
 //	GET /healthz      200 while the process runs
 //	GET /config_dump  the compiled snapshot: listeners, routes, clusters, endpoints, versions
 //	GET /stats/edges  request counts and latency histograms per destination
+//	GET /stats/clusters  per upstream cluster: circuit-breaker overflows, retries, budget refusals, ejections, requests in flight
 //	GET /xds          xDS connection status, versions, ACK/NACK counts
 //	GET /identity     the proxy's SPIFFE ID, certificate serial and expiry, refused peers by reason
 package admin
@@ -43,6 +44,15 @@ func New(o Options) http.Handler {
 	})
 	mux.HandleFunc("GET /stats/edges", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, map[string]any{"bounds_ms": stats.Bounds, "edges": o.Stats.Edges()})
+	})
+	mux.HandleFunc("GET /stats/clusters", func(w http.ResponseWriter, _ *http.Request) {
+		out := map[string]any{}
+		if s := o.Snapshot(); s != nil {
+			for name, c := range s.Clusters {
+				out[name] = c.Picker.Stats()
+			}
+		}
+		writeJSON(w, map[string]any{"clusters": out})
 	})
 	mux.HandleFunc("GET /identity", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, o.Identity()) })
 	mux.HandleFunc("GET /xds", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, o.XDS()) })

@@ -1,8 +1,7 @@
 package balancer
 
 // This file is the balancer's contract with the forwarder (see
-// docs/xds.md). The bodies here are the first, simple versions; the
-// algorithms live in the other files of the package.
+// docs/xds.md); the algorithms live in the other files of the package.
 
 import (
 	"context"
@@ -26,6 +25,14 @@ type Config struct {
 	// MaxConnections bounds concurrent requests and MaxPendingRequests
 	// bounds those waiting for one.
 	HTTP1 bool
+	// NoLocality turns locality-aware tiering off: endpoints are tiered by
+	// priority only. The default is locality-aware.
+	NoLocality bool
+}
+
+// hashing says whether the policy picks by the request's hash key.
+func (c Config) hashing() bool {
+	return c.Policy == xdsresource.LBRingHash || c.Policy == xdsresource.LBMaglev
 }
 
 // ErrOverflow is returned when a circuit breaker's limit is reached.
@@ -71,40 +78,33 @@ type Done func(Result)
 
 // Begin counts a request in flight on the endpoint (LEAST_REQUEST) and
 // returns the function to call with its result (outlier detection).
-func (e *Endpoint) Begin() Done {
-	return func(Result) {}
-}
+// Done must be called exactly once; later calls do nothing.
+func (e *Endpoint) Begin() Done { return e.begin() }
 
 // PickFor picks an endpoint for a request; nil when there is none to use.
-func (p *Picker) PickFor(r Request) *Endpoint {
-	return p.Pick()
-}
+func (p *Picker) PickFor(r Request) *Endpoint { return p.pickFor(r) }
 
 // AcquireRequest admits a request under max_requests; release must be
 // called when it ends. ok is false (and release nil) over the limit.
-func (p *Picker) AcquireRequest() (release func(), ok bool) {
-	return func() {}, true
-}
+func (p *Picker) AcquireRequest() (release func(), ok bool) { return p.acquireRequest() }
 
 // AcquireConnection waits, for an HTTP/1 cluster, for one of
 // max_connections slots, as one of at most max_pending_requests waiters;
 // over that it returns ErrOverflow at once. It returns ctx.Err() when ctx
 // ends first. For HTTP/2 clusters it admits at once.
 func (p *Picker) AcquireConnection(ctx context.Context) (release func(), err error) {
-	return func() {}, nil
+	return p.acquireConnection(ctx)
 }
 
 // RecordRequest counts an original (not retried) request toward the
 // retry budget.
-func (p *Picker) RecordRequest() {}
+func (p *Picker) RecordRequest() { p.recordRequest() }
 
 // AcquireRetry admits one retry: within the retry budget (when set) or
 // under max_retries concurrent retries. release must be called when the
 // retry ends. ok is false (and release nil) when the retry must not be
 // made.
-func (p *Picker) AcquireRetry() (release func(), ok bool) {
-	return func() {}, true
-}
+func (p *Picker) AcquireRetry() (release func(), ok bool) { return p.acquireRetry() }
 
 // Stats are a cluster's counters, for the admin endpoint and tests.
 type Stats struct {
@@ -113,9 +113,9 @@ type Stats struct {
 	Retries         uint64 `json:"retries"`         // retries made
 	Ejections       uint64 `json:"ejections"`       // endpoints ejected
 	EjectedNow      int    `json:"ejectedNow"`      // endpoints ejected at this moment
-	InFlight        int64  `json:"inFlight"`        // requests in flight
+	InFlight        int64  `json:"inFlight"`        // requests in flight (admitted by AcquireRequest)
 	PendingRequests int64  `json:"pendingRequests"` // waiting for a connection
 }
 
 // Stats returns the cluster's counters.
-func (p *Picker) Stats() Stats { return Stats{} }
+func (p *Picker) Stats() Stats { return p.stats() }

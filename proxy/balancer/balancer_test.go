@@ -15,7 +15,7 @@ func TestRoundRobinHealthyFirst(t *testing.T) {
 		{Address: "d:1", Health: xdsresource.HealthUnhealthy},
 		{Address: "e:1", Health: xdsresource.HealthDraining},
 	}
-	p := NewPicker(eps, pool.Get("c"))
+	p := NewPicker(eps, pool.Get("c"), Config{})
 	seen := map[string]int{}
 	for range 100 {
 		seen[p.Pick().Address]++
@@ -24,11 +24,11 @@ func TestRoundRobinHealthyFirst(t *testing.T) {
 		t.Fatalf("round robin over healthy endpoints: %v", seen)
 	}
 	// Degraded endpoints serve only when nothing healthy is left.
-	p = NewPicker(eps[2:], pool.Get("c"))
+	p = NewPicker(eps[2:], pool.Get("c"), Config{})
 	if got := p.Pick(); got == nil || got.Address != "c:1" {
 		t.Fatalf("degraded fallback: %v", got)
 	}
-	if NewPicker(eps[3:], pool.Get("c")).Pick() != nil {
+	if NewPicker(eps[3:], pool.Get("c"), Config{}).Pick() != nil {
 		t.Fatal("unhealthy or draining endpoint picked")
 	}
 }
@@ -38,8 +38,8 @@ func TestRoundRobinHealthyFirst(t *testing.T) {
 func TestStateOutlivesSnapshots(t *testing.T) {
 	pool := NewPool()
 	eps := []xdsresource.Endpoint{{Address: "a:1"}, {Address: "b:1"}}
-	first := NewPicker(eps, pool.Get("c")).Pick().Address
-	second := NewPicker(eps, pool.Get("c")).Pick().Address
+	first := NewPicker(eps, pool.Get("c"), Config{}).Pick().Address
+	second := NewPicker(eps, pool.Get("c"), Config{}).Pick().Address
 	if first == second {
 		t.Fatalf("rotation restarted with the new snapshot: %s then %s", first, second)
 	}

@@ -1,35 +1,48 @@
 // Package forward is the proxy's HTTP data path: for each request it reads
 // the current config snapshot once, finds the route (virtual host by
-// authority, then the first matching route), picks a cluster of the
-// route's weighted split and an endpoint of the cluster, and forwards the
-// request over a pooled upstream connection, streaming bodies both ways
-// with trailers intact (gRPC passes through).
+// authority, then the first matching route), applies the route's traffic
+// management (rate limit, fault, redirect, rewrites, header mutations),
+// picks a cluster of the route's weighted split, and forwards the request
+// over a pooled upstream connection, streaming bodies both ways with
+// trailers intact (gRPC passes through).
+//
+// Response copying (trailers, flushing, 1xx, Upgrade/101 tunnels) is
+// httputil.ReverseProxy's; the upstream attempts are an exchange's, a
+// small per-request http.RoundTripper that picks endpoints, applies
+// circuit breakers, retries (with a replayable, bounded copy of the
+// request body) and reports each attempt's outcome to outlier detection.
+// No attempt is retried once a response was handed to ReverseProxy, so a
+// retry never follows a response byte sent to the client.
 //
 // Errors map to status codes at this one boundary: no virtual host or
 // route 404, a cluster the route names but the config lacks 500 (the
 // Gateway API's answer for an invalid backend), no usable endpoint 503,
-// upstream connect failure 503, request timeout 504, other upstream
-// failures 502. Every such answer carries x-weft-error with the reason.
+// a circuit breaker's limit 503 (overflow), upstream connect failure 503,
+// request timeout 504, rate limited 429, other upstream failures 502.
+// Every such answer carries x-weft-error with the reason. A gRPC request
+// gets them as trailers-only gRPC answers (HTTP 200, grpc-status mapped
+// from the HTTP status as Envoy does; a timeout is DEADLINE_EXCEEDED).
 //
 // A Forwarder is safe for concurrent use; its Handlers never block on
 // config changes.
 package forward
 
 import (
-	"context"
 	"crypto/rand"
 	"crypto/tls"
 	"encoding/hex"
 	"errors"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httputil"
-	"strings"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/weftmesh/weft/proxy/ratelimit"
+	"github.com/weftmesh/weft/proxy/route"
 	"github.com/weftmesh/weft/proxy/snapshot"
 	"github.com/weftmesh/weft/proxy/stats"
 )
@@ -49,42 +62,61 @@ type Options struct {
 	Stats    *stats.Stats
 	Logger   *slog.Logger
 	// UpstreamIdleTimeout closes pooled upstream connections idle this
-	// long. Keep it below the upstream server's own keep-alive timeout so
-	// a pooled connection never races the server's close.
+	// long, for clusters that set no idle timeout of their own. Keep it
+	// below the upstream server's own keep-alive timeout so a pooled
+	// connection never races the server's close.
 	UpstreamIdleTimeout time.Duration
 	// ClientTLS returns the client TLS config for upstreams that must
 	// present one of allowedIDs, offering alpn. Required for mTLS clusters.
 	ClientTLS func(allowedIDs, alpn []string) *tls.Config
+	// RateLimits keeps the token buckets of local rate limits across
+	// snapshots; nil: the Forwarder keeps its own.
+	RateLimits *ratelimit.Pool
+	// MaxMirrors bounds the mirrored requests in flight (default 64);
+	// copies beyond it are dropped.
+	MaxMirrors int
 }
 
 // Forwarder forwards requests per the current snapshot.
 type Forwarder struct {
-	opts  Options
-	h1    *httputil.ReverseProxy
-	h2    *httputil.ReverseProxy
-	h1t   *http.Transport
-	h2t   *http.Transport
+	opts Options
+	// rp is the template every exchange copies (with itself as the
+	// Transport): ReverseProxy holds no state of its own.
+	rp    httputil.ReverseProxy
 	bufs  sync.Pool
 	close sync.Once
 
 	dialer *net.Dialer
-	tlsMu  sync.Mutex
-	tlsRPs map[string]*tlsUpstream // by HTTP2 + UpstreamTLS.Key
+	// transports are the upstream connection pools, state that outlives
+	// snapshots: copy on write, read without a lock on every request.
+	transports atomic.Pointer[map[transportKey]*http.Transport]
+	tmu        sync.Mutex
+
+	rl      *ratelimit.Pool
+	mirrors chan struct{} // semaphore of mirrored requests in flight
 }
 
-// tlsUpstream is a pool of mutual TLS connections to upstreams of one
-// identity set: state that outlives config snapshots.
-type tlsUpstream struct {
-	rp *httputil.ReverseProxy
-	t  *http.Transport
+// transportKey identifies one upstream connection pool.
+type transportKey struct {
+	proto proto
+	tls   string // snapshot.UpstreamTLS.Key; "" for plaintext
+	idle  time.Duration
 }
+
+type proto uint8
+
+const (
+	protoH1      proto = iota // HTTP/1.1
+	protoH2                   // HTTP/2 (h2 over TLS, h2c in plaintext)
+	protoUpgrade              // HTTP/1.1 only, for Upgrade requests to HTTP/2 clusters
+)
 
 type bufferPool struct{ p *sync.Pool }
 
 func (b bufferPool) Get() []byte  { return *(b.p.Get().(*[]byte)) }
 func (b bufferPool) Put(x []byte) { b.p.Put(&x) }
 
-// New returns a Forwarder with its upstream connection pools.
+// New returns a Forwarder; its connection pools are made on first use.
 func New(opts Options) *Forwarder {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -95,51 +127,20 @@ func New(opts Options) *Forwarder {
 	if opts.UpstreamIdleTimeout <= 0 {
 		opts.UpstreamIdleTimeout = 30 * time.Second
 	}
-	f := &Forwarder{opts: opts}
+	if opts.RateLimits == nil {
+		opts.RateLimits = ratelimit.NewPool()
+	}
+	if opts.MaxMirrors <= 0 {
+		opts.MaxMirrors = 64
+	}
+	f := &Forwarder{opts: opts, rl: opts.RateLimits, mirrors: make(chan struct{}, opts.MaxMirrors)}
 	f.bufs.New = func() any { b := make([]byte, 32*1024); return &b }
-	dialer := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
-	f.dialer = dialer
-	f.tlsRPs = map[string]*tlsUpstream{}
-	f.h1t = &http.Transport{
-		DialContext:         dialer.DialContext,
-		MaxIdleConns:        1024,
-		MaxIdleConnsPerHost: 256,
-		IdleConnTimeout:     opts.UpstreamIdleTimeout,
-		DisableCompression:  true,
-		ForceAttemptHTTP2:   false,
-	}
-	f.h2t = &http.Transport{
-		DialContext:        dialer.DialContext,
-		IdleConnTimeout:    opts.UpstreamIdleTimeout,
-		DisableCompression: true,
-		Protocols:          new(http.Protocols),
-		HTTP2:              &http.HTTP2Config{SendPingTimeout: 15 * time.Second, PingTimeout: 10 * time.Second},
-	}
-	f.h2t.Protocols.SetUnencryptedHTTP2(true)
-	f.h1 = f.reverseProxy(f.h1t)
-	f.h2 = f.reverseProxy(f.h2t)
-	return f
-}
-
-// Close releases idle upstream connections.
-func (f *Forwarder) Close() {
-	f.close.Do(func() {
-		f.h1t.CloseIdleConnections()
-		f.h2t.CloseIdleConnections()
-		f.tlsMu.Lock()
-		for _, u := range f.tlsRPs {
-			u.t.CloseIdleConnections()
-		}
-		f.tlsMu.Unlock()
-	})
-}
-
-func (f *Forwarder) reverseProxy(t http.RoundTripper) *httputil.ReverseProxy {
-	return &httputil.ReverseProxy{
-		Transport:  t,
+	f.dialer = &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
+	f.transports.Store(&map[transportKey]*http.Transport{})
+	f.rp = httputil.ReverseProxy{
 		BufferPool: bufferPool{&f.bufs},
-		// Keep the authority the client used: Out is a copy of In, and
-		// only its URL (scheme, endpoint) was changed by the handler.
+		// Keep the authority the handler chose (the client's, or the
+		// route's host rewrite): Out is a copy of In.
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.Out.Host = pr.In.Host
 		},
@@ -149,247 +150,163 @@ func (f *Forwarder) reverseProxy(t http.RoundTripper) *httputil.ReverseProxy {
 		// response early, splitting a gRPC trailers-only response into
 		// headers and an empty end of stream, which clients reject.
 		FlushInterval: 0,
-		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
-			code, reason := classify(r.Context(), err)
-			f.opts.Logger.Debug("upstream error", "host", r.Host, "endpoint", r.URL.Host, "error", err)
-			fail(w, code, reason)
-		},
+		ErrorHandler:  f.errorHandler,
 	}
+	return f
 }
 
-func classify(ctx context.Context, err error) (int, string) {
-	if errors.Is(ctx.Err(), context.DeadlineExceeded) || errors.Is(err, context.DeadlineExceeded) {
-		return http.StatusGatewayTimeout, "request timeout"
-	}
-	if errors.Is(err, context.Canceled) {
-		// The client went away; the status is for the logs only.
-		return 499, "client closed request"
-	}
-	var op *net.OpError
-	if errors.As(err, &op) && op.Op == "dial" {
-		return http.StatusServiceUnavailable, "upstream connect error"
-	}
-	return http.StatusBadGateway, "upstream error"
-}
-
-func fail(w http.ResponseWriter, code int, reason string) {
-	h := w.Header()
-	h.Set("x-weft-error", reason)
-	h.Set("Content-Type", "text/plain; charset=utf-8")
-	w.WriteHeader(code)
-	io.WriteString(w, "weft: "+reason+"\n")
-}
-
-// Handler returns the handler of one listener. hostOverride, when set,
-// replaces the request's authority before routing (local upstream ports).
-func (f *Forwarder) Handler(listener string, dir Direction, hostOverride string) http.Handler {
-	return &handler{f: f, listener: listener, dir: dir, host: hostOverride}
-}
-
-type handler struct {
-	f        *Forwarder
-	listener string
-	dir      Direction
-	host     string
-}
-
-// statusWriter records the status code; Unwrap keeps Flush and Hijack
-// reachable through http.ResponseController.
-type statusWriter struct {
-	http.ResponseWriter
-	code int
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if w.code == 0 {
-		w.code = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	if w.code == 0 {
-		w.code = http.StatusOK
-	}
-	return w.ResponseWriter.Write(b)
-}
-
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
-func (w *statusWriter) Flush() {
-	if fl, ok := w.ResponseWriter.(http.Flusher); ok {
-		fl.Flush()
-	}
-}
-
-func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	start := time.Now()
-	if h.host != "" {
-		r.Host = h.host
-	}
-	snap := h.f.opts.Snapshot()
-	if snap == nil {
-		fail(w, http.StatusServiceUnavailable, "no configuration yet")
-		return
-	}
-	l := snap.Listeners[h.listener]
-	if l == nil {
-		fail(w, http.StatusServiceUnavailable, "listener "+h.listener+" not configured")
-		return
-	}
-	table := snap.RouteTable(l)
-	if table == nil {
-		fail(w, http.StatusServiceUnavailable, "routes "+l.RDS+" not received yet")
-		return
-	}
-	vh := table.VirtualHost(r.Host)
-	if vh == nil {
-		fail(w, http.StatusNotFound, "no route for host "+r.Host)
-		return
-	}
-	rt := vh.Match(r)
-	if rt == nil {
-		fail(w, http.StatusNotFound, "no route matched")
-		return
-	}
-	if rt.DirectStatus != 0 {
-		if rt.DirectBody != "" {
-			w.WriteHeader(rt.DirectStatus)
-			io.WriteString(w, rt.DirectBody)
-			return
+// Close releases idle upstream connections.
+func (f *Forwarder) Close() {
+	f.close.Do(func() {
+		for _, t := range *f.transports.Load() {
+			t.CloseIdleConnections()
 		}
-		fail(w, rt.DirectStatus, "route answers directly")
-		return
-	}
-	clusterName := rt.PickCluster()
-	// The edge is named for the service the client asked for (the
-	// virtual host); the endpoint's version says which one served.
-	service := vh.Name
-	if i := strings.LastIndexByte(service, ':'); i > 0 {
-		service = service[:i]
-	}
-	cluster := snap.Clusters[clusterName]
-	if cluster == nil {
-		fail(w, http.StatusInternalServerError, "backend "+clusterName+" does not exist")
-		h.record(service, "", false, http.StatusInternalServerError, start)
-		return
-	}
-	ep := cluster.Picker.Pick()
-	if ep == nil {
-		fail(w, http.StatusServiceUnavailable, "no healthy upstream for "+service)
-		h.record(service, "", cluster.TLS != nil, http.StatusServiceUnavailable, start)
-		return
-	}
-
-	ctx := r.Context()
-	if rt.Timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, rt.Timeout)
-		defer cancel()
-	}
-	out := r.WithContext(ctx)
-	u := *r.URL
-	u.Scheme = "http"
-	u.Host = ep.Address
-	out.URL = &u
-	if out.Header.Get("x-request-id") == "" {
-		out.Header.Set("x-request-id", requestID())
-	}
-	sw := &statusWriter{ResponseWriter: w}
-	switch {
-	case cluster.TLS != nil:
-		u.Scheme = "https"
-		rp, err := h.f.tlsProxy(cluster.HTTP2, cluster.TLS)
-		if err != nil {
-			fail(w, http.StatusServiceUnavailable, err.Error())
-			h.record(service, ep.Version, true, http.StatusServiceUnavailable, start)
-			return
-		}
-		rp.ServeHTTP(sw, out)
-	case cluster.HTTP2:
-		h.f.h2.ServeHTTP(sw, out)
-	default:
-		h.f.h1.ServeHTTP(sw, out)
-	}
-	code := sw.code
-	if code == 0 {
-		code = http.StatusBadGateway
-	}
-	if h.dir == Inbound {
-		// Inbound, the hop that matters is the one that arrived: was it
-		// mutual TLS, and from whom.
-		peer := ""
-		if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 && len(r.TLS.PeerCertificates[0].URIs) == 1 {
-			peer = r.TLS.PeerCertificates[0].URIs[0].String()
-		}
-		h.f.opts.Stats.Record(stats.EdgeKey{Direction: string(h.dir), Service: service, Version: ep.Version, MTLS: r.TLS != nil, Peer: peer}, code, time.Since(start))
-		return
-	}
-	h.record(service, ep.Version, cluster.TLS != nil, code, start)
+	})
 }
 
-// tlsProxy returns the reverse proxy over mutual TLS for upstreams of one
-// identity set, creating its connection pool on first use.
-func (f *Forwarder) tlsProxy(http2 bool, t *snapshot.UpstreamTLS) (*httputil.ReverseProxy, error) {
-	key := t.Key
-	if http2 {
-		key = "h2|" + key
+// errorHandler answers a failed exchange. The exchange's errors are
+// *localError already; anything else (ReverseProxy's own, such as a
+// failed upgrade) is classified here.
+func (f *Forwarder) errorHandler(w http.ResponseWriter, r *http.Request, err error) {
+	var le *localError
+	if !errors.As(err, &le) {
+		le = classifyError(r.Context(), err, false)
 	}
-	f.tlsMu.Lock()
-	defer f.tlsMu.Unlock()
-	if u := f.tlsRPs[key]; u != nil {
-		return u.rp, nil
+	f.opts.Logger.Debug("upstream error", "host", r.Host, "endpoint", r.URL.Host, "error", err)
+	reply(w, isGRPC(r), le.code, le.reason, le.grpc)
+}
+
+// transport returns the connection pool for a cluster's upstreams, and
+// the URL scheme to use. Upgrade requests to an HTTP/2 cluster go over
+// HTTP/1.1 (WebSocket needs the connection).
+func (f *Forwarder) transport(c *snapshot.Cluster, upgrade bool) (*http.Transport, string, error) {
+	k := transportKey{proto: protoH1, idle: c.IdleTimeout}
+	if k.idle <= 0 {
+		k.idle = f.opts.UpstreamIdleTimeout
 	}
-	if f.opts.ClientTLS == nil {
-		return nil, errors.New("mutual TLS asked for but the proxy has no identity")
+	if c.HTTP2 {
+		k.proto = protoH2
+		if upgrade {
+			k.proto = protoUpgrade
+		}
 	}
-	alpn := t.ALPN
-	tr := &http.Transport{
+	scheme := "http"
+	if c.TLS != nil {
+		k.tls = c.TLS.Key
+		scheme = "https"
+	}
+	if t := (*f.transports.Load())[k]; t != nil {
+		return t, scheme, nil
+	}
+	if c.TLS != nil && f.opts.ClientTLS == nil {
+		return nil, "", errors.New("mutual TLS asked for but the proxy has no identity")
+	}
+	f.tmu.Lock()
+	defer f.tmu.Unlock()
+	cur := *f.transports.Load()
+	if t := cur[k]; t != nil {
+		return t, scheme, nil
+	}
+	t := f.newTransport(k, c.TLS)
+	next := make(map[transportKey]*http.Transport, len(cur)+1)
+	for kk, tt := range cur {
+		next[kk] = tt
+	}
+	next[k] = t
+	f.transports.Store(&next)
+	return t, scheme, nil
+}
+
+func (f *Forwarder) newTransport(k transportKey, ut *snapshot.UpstreamTLS) *http.Transport {
+	t := &http.Transport{
 		DialContext:         f.dialer.DialContext,
-		TLSClientConfig:     f.opts.ClientTLS(t.AllowedIDs, alpn),
-		TLSHandshakeTimeout: 5 * time.Second,
 		MaxIdleConns:        1024,
 		MaxIdleConnsPerHost: 256,
-		IdleConnTimeout:     f.opts.UpstreamIdleTimeout,
+		IdleConnTimeout:     k.idle,
 		DisableCompression:  true,
 		Protocols:           new(http.Protocols),
 	}
-	if http2 {
-		tr.Protocols.SetHTTP2(true)
-		tr.HTTP2 = &http.HTTP2Config{SendPingTimeout: 15 * time.Second, PingTimeout: 10 * time.Second}
-	} else {
-		tr.Protocols.SetHTTP1(true)
+	h2 := &http.HTTP2Config{SendPingTimeout: 15 * time.Second, PingTimeout: 10 * time.Second}
+	switch {
+	case k.proto == protoH2 && ut == nil:
+		t.Protocols.SetUnencryptedHTTP2(true)
+		t.HTTP2 = h2
+	case k.proto == protoH2:
+		t.Protocols.SetHTTP2(true)
+		t.HTTP2 = h2
+	default:
+		t.Protocols.SetHTTP1(true)
 	}
-	u := &tlsUpstream{rp: f.reverseProxy(tr), t: tr}
-	f.tlsRPs[key] = u
-	return u.rp, nil
-}
-
-// Retain drops the mutual TLS pools no cluster of the snapshot uses.
-func (f *Forwarder) Retain(s *snapshot.Snapshot) {
-	keep := map[string]bool{}
-	for _, c := range s.Clusters {
-		if c.TLS != nil {
-			k := c.TLS.Key
-			if c.HTTP2 {
-				k = "h2|" + k
+	if ut != nil {
+		alpn := ut.ALPN
+		if k.proto != protoH2 {
+			// An HTTP/1.1 pool must not be offered h2.
+			alpn = slices.DeleteFunc(slices.Clone(alpn), func(p string) bool { return p == "h2" })
+			if len(ut.ALPN) > 0 && len(alpn) == 0 || k.proto == protoUpgrade {
+				alpn = []string{"http/1.1"}
 			}
-			keep[k] = true
 		}
+		t.TLSClientConfig = f.opts.ClientTLS(ut.AllowedIDs, alpn)
+		t.TLSHandshakeTimeout = 5 * time.Second
 	}
-	f.tlsMu.Lock()
-	defer f.tlsMu.Unlock()
-	for k, u := range f.tlsRPs {
-		if !keep[k] {
-			u.t.CloseIdleConnections()
-			delete(f.tlsRPs, k)
-		}
-	}
+	return t
 }
 
-func (h *handler) record(service, version string, mtls bool, code int, start time.Time) {
-	h.f.opts.Stats.Record(stats.EdgeKey{Direction: string(h.dir), Service: service, Version: version, MTLS: mtls}, code, time.Since(start))
+// Retain drops the connection pools and rate-limit buckets no part of the
+// snapshot uses.
+func (f *Forwarder) Retain(s *snapshot.Snapshot) {
+	type use struct {
+		tls  string
+		idle time.Duration
+	}
+	keep := map[use]bool{{"", f.opts.UpstreamIdleTimeout}: true}
+	for _, c := range s.Clusters {
+		u := use{idle: c.IdleTimeout}
+		if u.idle <= 0 {
+			u.idle = f.opts.UpstreamIdleTimeout
+		}
+		if c.TLS != nil {
+			u.tls = c.TLS.Key
+		}
+		keep[u] = true
+	}
+	f.tmu.Lock()
+	cur := *f.transports.Load()
+	next := make(map[transportKey]*http.Transport, len(cur))
+	var drop []*http.Transport
+	for k, t := range cur {
+		if keep[use{k.tls, k.idle}] {
+			next[k] = t
+		} else {
+			drop = append(drop, t)
+		}
+	}
+	f.transports.Store(&next)
+	f.tmu.Unlock()
+	for _, t := range drop {
+		t.CloseIdleConnections()
+	}
+
+	keys := map[string]bool{}
+	for _, l := range s.Listeners {
+		if l.RateLimit != nil {
+			keys[l.Name] = true
+		}
+		if l.IsTCP() {
+			continue
+		}
+		if t := s.RouteTable(l); t != nil {
+			t.EachRoute(func(rt *route.Route) {
+				if rt.RateLimit != nil {
+					keys[routeLimitKey(l.Name, rt.Name)] = true
+				}
+			})
+		}
+	}
+	f.rl.Retain(keys)
 }
+
+func routeLimitKey(listener, route string) string { return listener + "|" + route }
 
 func requestID() string {
 	var b [16]byte

@@ -15,7 +15,7 @@ import (
 	"github.com/weftmesh/weft/proxy/xdsresource"
 )
 
-func route(path, cluster string, timeout time.Duration) xdsresource.Route {
+func prefixRoute(path, cluster string, timeout time.Duration) xdsresource.Route {
 	r := xdsresource.Route{Name: path, Match: xdsresource.RouteMatch{PathKind: xdsresource.PathPrefix, Path: path, CaseSensitive: true},
 		Action: xdsresource.RouteAction{Clusters: []xdsresource.WeightedCluster{{Name: cluster, Weight: 1}}, Timeout: timeout, HasTimeout: timeout > 0}}
 	return r
@@ -40,12 +40,12 @@ func TestErrorMapping(t *testing.T) {
 		Routes: map[string]*xdsresource.RouteConfiguration{"outbound": {Name: "outbound", VirtualHosts: []xdsresource.VirtualHost{{
 			Name: "svc.ns:80", Domains: []string{"svc.ns"},
 			Routes: []xdsresource.Route{
-				route("/slow", "up", 200*time.Millisecond),
-				route("/missing", "nowhere", 0),
-				route("/empty", "empty", 0),
-				route("/dead", "dead", 0),
+				prefixRoute("/slow", "up", 200*time.Millisecond),
+				prefixRoute("/missing", "nowhere", 0),
+				prefixRoute("/empty", "empty", 0),
+				prefixRoute("/dead", "dead", 0),
 				{Name: "direct", Match: xdsresource.RouteMatch{PathKind: xdsresource.PathExact, Path: "/teapot", CaseSensitive: true}, Action: xdsresource.RouteAction{DirectStatus: 418, DirectBody: "short and stout"}},
-				route("/", "up", 0),
+				prefixRoute("/", "up", 0),
 			}}}}},
 		Clusters: map[string]*xdsresource.Cluster{
 			"up":    {Name: "up", Discovery: xdsresource.DiscoveryStatic, LoadAssignment: &xdsresource.ClusterLoadAssignment{Endpoints: []xdsresource.Endpoint{{Address: strings.TrimPrefix(slow.URL, "http://"), Metadata: map[string]string{"version": "v9"}}}}},

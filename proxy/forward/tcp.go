@@ -5,16 +5,20 @@ import (
 	"crypto/tls"
 	"errors"
 	"io"
+	"math/rand/v2"
 	"net"
 	"sync"
 	"time"
 
 	"github.com/weftmesh/weft/api/xdsmeta"
+	"github.com/weftmesh/weft/proxy/balancer"
+	"github.com/weftmesh/weft/proxy/snapshot"
 	"github.com/weftmesh/weft/proxy/stats"
 )
 
 // ServeTCP proxies one connection as an opaque byte stream to a cluster:
-// the listener's TCP cluster (listener set), or the named cluster. It
+// the listener's TCP cluster (listener set; with weighted clusters, one
+// picked per connection by weight), or the named cluster. It
 // returns when both directions are done. Mutual TLS to the upstream is used
 // when the cluster asks for it; an incoming *tls.Conn is handshaken first,
 // so an unauthenticated peer never reaches an upstream.
@@ -36,10 +40,10 @@ func (f *Forwarder) ServeTCP(c net.Conn, listener, cluster string, dir Direction
 	}
 	if cluster == "" {
 		l := snap.Listeners[listener]
-		if l == nil || l.TCPCluster == "" {
+		if l == nil || !l.IsTCP() {
 			return
 		}
-		cluster = l.TCPCluster
+		cluster = pickTCPCluster(l)
 	}
 	service := cluster
 	if name, ns, _, ok := xdsmeta.ParseOutboundCluster(cluster); ok {
@@ -51,7 +55,7 @@ func (f *Forwarder) ServeTCP(c net.Conn, listener, cluster string, dir Direction
 		f.opts.Logger.Debug("TCP: no such cluster", "cluster", cluster)
 		return
 	}
-	ep := cl.Picker.Pick()
+	ep := cl.Picker.PickFor(balancer.Request{})
 	if ep == nil {
 		f.recordTCP(dir, service, "", cl.TLS != nil, 503, start)
 		f.opts.Logger.Debug("TCP: no healthy upstream", "cluster", cluster)
@@ -77,7 +81,9 @@ func (f *Forwarder) ServeTCP(c net.Conn, listener, cluster string, dir Direction
 		}
 	}
 	cancel()
+	done := ep.Begin()
 	if err != nil {
+		done(balancer.ResultConnectFailure)
 		f.recordTCP(dir, service, ep.Version, cl.TLS != nil, 503, start)
 		f.opts.Logger.Debug("TCP: upstream connect failed", "cluster", cluster, "endpoint", ep.Address, "error", err)
 		return
@@ -85,6 +91,30 @@ func (f *Forwarder) ServeTCP(c net.Conn, listener, cluster string, dir Direction
 	defer up.Close()
 	f.recordTCP(dir, service, ep.Version, cl.TLS != nil, 200, start)
 	f.pipe(c, up)
+	done(balancer.ResultSuccess)
+}
+
+// pickTCPCluster picks the listener's cluster, by weight when it has
+// several.
+func pickTCPCluster(l *snapshot.Listener) string {
+	if l.TCPCluster != "" || len(l.TCPClusters) == 0 {
+		return l.TCPCluster
+	}
+	var total uint64
+	for _, c := range l.TCPClusters {
+		total += uint64(c.Weight)
+	}
+	if total == 0 {
+		return l.TCPClusters[0].Name
+	}
+	n := rand.Uint64N(total)
+	for _, c := range l.TCPClusters {
+		if n < uint64(c.Weight) {
+			return c.Name
+		}
+		n -= uint64(c.Weight)
+	}
+	return l.TCPClusters[len(l.TCPClusters)-1].Name
 }
 
 // pipe copies both ways; when one side finishes sending, the other's write

@@ -109,8 +109,12 @@ func (p *Pool) Reconcile(snap *snapshot.Snapshot, handler func(*snapshot.Listene
 		return errors.New("listener: pool closed")
 	}
 	names := make([]string, 0, len(snap.Listeners))
-	for name := range snap.Listeners {
-		names = append(names, name)
+	for name, l := range snap.Listeners {
+		// An unbound listener (bind_to_port false) is only consulted by
+		// local upstream ports.
+		if !l.NoBind {
+			names = append(names, name)
+		}
 	}
 	sort.Strings(names)
 	var added []*bound
@@ -122,7 +126,7 @@ func (p *Pool) Reconcile(snap *snapshot.Snapshot, handler func(*snapshot.Listene
 	var updates []update
 	for _, name := range names {
 		l := snap.Listeners[name]
-		if l.TCPCluster != "" && p.opts.TCP == nil {
+		if l.IsTCP() && p.opts.TCP == nil {
 			closeAll(added)
 			return fmt.Errorf("listener %q: TCP proxying is not configured in this proxy", name)
 		}
@@ -131,12 +135,12 @@ func (p *Pool) Reconcile(snap *snapshot.Snapshot, handler func(*snapshot.Listene
 			closeAll(added)
 			return err
 		}
-		if cur := p.active[name]; cur != nil && cur.addr == l.Address && cur.tcp == (l.TCPCluster != "") {
+		if cur := p.active[name]; cur != nil && cur.addr == l.Address && cur.tcp == l.IsTCP() {
 			updates = append(updates, update{cur, mode})
 			continue
 		}
 		var h http.Handler
-		if l.TCPCluster == "" {
+		if !l.IsTCP() {
 			h = handler(l)
 		}
 		b, err := p.bindMoving(name, l.Address, h, mode)
@@ -160,7 +164,7 @@ func (p *Pool) Reconcile(snap *snapshot.Snapshot, handler func(*snapshot.Listene
 		p.logger.Info("listener bound", "listener", b.name, "address", b.ln.Addr().String(), "accept", b.ln.mode.Load().accept.String())
 	}
 	for name, b := range p.active {
-		if _, ok := snap.Listeners[name]; !ok {
+		if l, ok := snap.Listeners[name]; !ok || l.NoBind {
 			delete(p.active, name)
 			moved = append(moved, b)
 		}

@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -36,10 +37,12 @@ type VirtualHost struct {
 	Routes []*Route
 }
 
-// Route is a compiled route.
+// Route is a compiled route. Everything in it is immutable: the data path
+// reads it from many goroutines.
 type Route struct {
-	Name  string
-	match xdsresource.RouteMatch
+	Name     string
+	match    xdsresource.RouteMatch
+	grpcOnly bool
 	// Clusters with cumulative weights for the split.
 	clusters []weighted
 	total    uint32
@@ -48,7 +51,36 @@ type Route struct {
 	// DirectStatus, when non-zero, answers without an upstream.
 	DirectStatus int
 	DirectBody   string
+	// Redirect, when set, answers with a redirect (see RedirectLocation).
+	Redirect *xdsresource.Redirect
+
+	// Rewrites applied before forwarding (see RewritePath).
+	prefixRewrite    string
+	hasPrefixRewrite bool
+	regexRewrite     *xdsresource.RegexRewrite
+	// HostRewrite, when set, replaces the outgoing authority.
+	HostRewrite string
+
+	// RequestHeaders and ResponseHeaders are the route's header mutations.
+	RequestHeaders, ResponseHeaders Headers
+	// Retry is the retry policy; nil means no retries.
+	Retry *RetryPolicy
+	// Mirrors are the request mirror policies.
+	Mirrors []xdsresource.MirrorPolicy
+	// HashPolicies compute the RING_HASH key, in order.
+	HashPolicies []xdsresource.HashPolicy
+	// BufferLimit is how much of a request body is kept for retries and
+	// mirrors (DefaultBufferLimit when unset).
+	BufferLimit int
+	// Fault is the fault to inject; nil means none.
+	Fault *xdsresource.Fault
+	// RateLimit is the route's own local rate limit (inbound); nil means
+	// none.
+	RateLimit *xdsresource.LocalRateLimit
 }
+
+// DefaultBufferLimit is the request buffer limit when a route sets none.
+const DefaultBufferLimit = 64 << 10
 
 type weighted struct {
 	name       string
@@ -88,10 +120,41 @@ func Compile(rc *xdsresource.RouteConfiguration) *Table {
 
 func compileRoute(r *xdsresource.Route) *Route {
 	cr := &Route{
-		Name:         r.Name,
-		match:        r.Match,
-		DirectStatus: int(r.Action.DirectStatus),
-		DirectBody:   r.Action.DirectBody,
+		Name:             r.Name,
+		match:            r.Match,
+		grpcOnly:         r.GRPCOnly,
+		DirectStatus:     int(r.Action.DirectStatus),
+		DirectBody:       r.Action.DirectBody,
+		prefixRewrite:    r.PrefixRewrite,
+		hasPrefixRewrite: r.HasPrefixRewrite,
+		regexRewrite:     r.RegexRewrite,
+		HostRewrite:      r.HostRewrite,
+		RequestHeaders:   compileHeaders(r.RequestHeaders),
+		ResponseHeaders:  compileHeaders(r.ResponseHeaders),
+		Retry:            compileRetry(r.Retry),
+		Mirrors:          slices.Clone(r.Mirrors),
+		HashPolicies:     slices.Clone(r.HashPolicies),
+		BufferLimit:      int(r.BufferLimit),
+	}
+	if cr.BufferLimit <= 0 {
+		cr.BufferLimit = DefaultBufferLimit
+	}
+	if r.Redirect != nil {
+		rd := *r.Redirect
+		if rd.StatusCode == 0 {
+			rd.StatusCode = http.StatusMovedPermanently
+		}
+		cr.Redirect = &rd
+	}
+	if r.Fault != nil {
+		f := *r.Fault
+		cr.Fault = &f
+	}
+	if r.RateLimit != nil && r.RateLimit.Bucket != nil {
+		rl := *r.RateLimit
+		b := *rl.Bucket
+		rl.Bucket = &b
+		cr.RateLimit = &rl
 	}
 	if r.Action.HasTimeout {
 		cr.Timeout = r.Action.Timeout
@@ -103,7 +166,7 @@ func compileRoute(r *xdsresource.Route) *Route {
 		cr.total += c.Weight
 		cr.clusters = append(cr.clusters, weighted{name: c.Name, cumulative: cr.total})
 	}
-	if cr.DirectStatus == 0 && len(cr.clusters) == 0 {
+	if cr.DirectStatus == 0 && cr.Redirect == nil && len(cr.clusters) == 0 {
 		cr.DirectStatus = http.StatusServiceUnavailable
 	}
 	return cr
@@ -156,6 +219,9 @@ func (vh *VirtualHost) Match(r *http.Request) *Route {
 
 func (rt *Route) matches(r *http.Request, query *url.Values) bool {
 	m := &rt.match
+	if rt.grpcOnly && !IsGRPC(r) {
+		return false
+	}
 	path := r.URL.Path
 	if r.URL.RawPath != "" {
 		path = r.URL.RawPath
@@ -319,11 +385,24 @@ type VirtualHostDump struct {
 
 // RouteDump describes a route for config dumps.
 type RouteDump struct {
-	Name         string   `json:"name"`
-	Clusters     []string `json:"clusters,omitempty"`
-	Weights      []uint32 `json:"weights,omitempty"`
-	DirectStatus int      `json:"directStatus,omitempty"`
-	Timeout      string   `json:"timeout,omitempty"`
+	Name            string        `json:"name"`
+	GRPC            bool          `json:"grpc,omitempty"`
+	Clusters        []string      `json:"clusters,omitempty"`
+	Weights         []uint32      `json:"weights,omitempty"`
+	DirectStatus    int           `json:"directStatus,omitempty"`
+	Timeout         string        `json:"timeout,omitempty"`
+	Redirect        *RedirectDump `json:"redirect,omitempty"`
+	PrefixRewrite   *string       `json:"prefixRewrite,omitempty"`
+	RegexRewrite    []string      `json:"regexRewrite,omitempty"` // pattern, substitution
+	HostRewrite     string        `json:"hostRewrite,omitempty"`
+	RequestHeaders  *HeadersDump  `json:"requestHeaders,omitempty"`
+	ResponseHeaders *HeadersDump  `json:"responseHeaders,omitempty"`
+	Retry           *RetryDump    `json:"retry,omitempty"`
+	Mirrors         []MirrorDump  `json:"mirrors,omitempty"`
+	HashPolicies    []HashDump    `json:"hashPolicies,omitempty"`
+	BufferLimit     int           `json:"bufferLimit,omitempty"`
+	Fault           *FaultDump    `json:"fault,omitempty"`
+	RateLimit       *RateDump     `json:"rateLimit,omitempty"`
 }
 
 // Dump describes the table for config dumps.
@@ -355,7 +434,7 @@ func (t *Table) Dump() []VirtualHostDump {
 		sort.Strings(ds)
 		vd := VirtualHostDump{Name: vh.Name, Domains: ds}
 		for _, rt := range vh.Routes {
-			rd := RouteDump{Name: rt.Name, Clusters: rt.Clusters(), DirectStatus: rt.DirectStatus}
+			rd := rt.dump()
 			prev := uint32(0)
 			for _, c := range rt.clusters {
 				rd.Weights = append(rd.Weights, c.cumulative-prev)
@@ -369,4 +448,29 @@ func (t *Table) Dump() []VirtualHostDump {
 		out = append(out, vd)
 	}
 	return out
+}
+
+// EachRoute calls fn for every route of the table (a route shared by
+// several domains once).
+func (t *Table) EachRoute(fn func(*Route)) {
+	seen := map[*VirtualHost]bool{}
+	visit := func(vh *VirtualHost) {
+		if vh == nil || seen[vh] {
+			return
+		}
+		seen[vh] = true
+		for _, rt := range vh.Routes {
+			fn(rt)
+		}
+	}
+	for _, vh := range t.exact {
+		visit(vh)
+	}
+	for _, w := range t.suffixes {
+		visit(w.vh)
+	}
+	for _, w := range t.prefixes {
+		visit(w.vh)
+	}
+	visit(t.any)
 }

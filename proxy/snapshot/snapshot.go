@@ -72,7 +72,19 @@ type Listener struct {
 	RDS string
 	// TCPCluster is set for a TCP proxy listener.
 	TCPCluster string
+	// TCPClusters is set instead for a TCP proxy listener with weighted
+	// clusters (weights relative; zero weights left out).
+	TCPClusters []xdsresource.WeightedCluster
+	// NoBind: the listener is not bound (bind_to_port false); a local
+	// upstream port consults it (outbound-tcp|PORT||NAME.NS).
+	NoBind bool
+	// RateLimit is the HCM's local rate limit for the whole listener; nil
+	// when none (or when it has no token bucket).
+	RateLimit *xdsresource.LocalRateLimit
 }
+
+// IsTCP reports whether the listener proxies opaque TCP.
+func (l *Listener) IsTCP() bool { return l.TCPCluster != "" || len(l.TCPClusters) > 0 }
 
 // Cluster is a compiled cluster.
 type Cluster struct {
@@ -81,7 +93,13 @@ type Cluster struct {
 	// TLS is set when upstream connections use mutual TLS.
 	TLS            *UpstreamTLS
 	ConnectTimeout time.Duration
-	Picker         *balancer.Picker
+	// IdleTimeout closes pooled upstream connections idle this long (0:
+	// the forwarder's default).
+	IdleTimeout time.Duration
+	// Config is the cluster's balancing configuration (policy, circuit
+	// breakers, outlier detection), as Picker uses it.
+	Config balancer.Config
+	Picker *balancer.Picker
 }
 
 // UpstreamTLS says whom a cluster's upstreams must be.
@@ -151,23 +169,38 @@ func Compile(res *Resources, pool *balancer.Pool) (*Snapshot, error) {
 				return nil, fmt.Errorf("cluster %q: %w", name, err)
 			}
 		}
+		cfg := balancerConfig(c)
 		s.Clusters[name] = &Cluster{
 			Name:           name,
 			HTTP2:          c.HTTP2,
 			TLS:            utls,
 			ConnectTimeout: c.ConnectTimeout,
-			Picker:         balancer.NewPicker(eps, pool.Get(name)),
+			IdleTimeout:    c.IdleTimeout,
+			Config:         cfg,
+			Picker:         balancer.NewPicker(eps, pool.Get(name), cfg),
 		}
 	}
 	pool.Retain(keep)
 	return s, nil
 }
 
+// balancerConfig is a cluster's balancing configuration.
+func balancerConfig(c *xdsresource.Cluster) balancer.Config {
+	return balancer.Config{
+		Policy:  c.LBPolicy,
+		RingMin: c.RingMin,
+		RingMax: c.RingMax,
+		Limits:  c.CircuitBreakers,
+		Outlier: c.Outlier,
+		HTTP1:   !c.HTTP2,
+	}
+}
+
 // compileListener turns a listener's filter chains into how it accepts
 // connections and what it does with them. Every chain must do the same
 // (PERMISSIVE differs only in the transport).
 func compileListener(l *xdsresource.Listener) (*Listener, error) {
-	cl := &Listener{Name: l.Name, Address: l.Address}
+	cl := &Listener{Name: l.Name, Address: l.Address, NoBind: l.NoBind}
 	if len(l.FilterChains) == 0 {
 		return nil, fmt.Errorf("listener %q: no filter chain", l.Name)
 	}
@@ -193,9 +226,26 @@ func compileListener(l *xdsresource.Listener) (*Listener, error) {
 		case fc.HTTP != nil:
 			this = "rds:" + fc.HTTP.RouteConfigName
 			cl.RDS = fc.HTTP.RouteConfigName
+		case fc.TCP != nil && len(fc.TCP.Clusters) > 0:
+			this = "tcp-weighted:" + fmt.Sprint(fc.TCP.Clusters)
+			cl.TCPClusters = cl.TCPClusters[:0]
+			for _, wc := range fc.TCP.Clusters {
+				if wc.Weight > 0 {
+					cl.TCPClusters = append(cl.TCPClusters, wc)
+				}
+			}
+			if len(cl.TCPClusters) == 0 {
+				return nil, fmt.Errorf("listener %q: filter_chains[%d]: weighted clusters all have weight 0", l.Name, i)
+			}
 		case fc.TCP != nil:
 			this = "tcp:" + fc.TCP.Cluster
 			cl.TCPCluster = fc.TCP.Cluster
+		}
+		if fc.HTTP != nil && fc.HTTP.RateLimit != nil && fc.HTTP.RateLimit.Bucket != nil && cl.RateLimit == nil {
+			rl := *fc.HTTP.RateLimit
+			b := *rl.Bucket
+			rl.Bucket = &b
+			cl.RateLimit = &rl
 		}
 		if i > 0 && this != sig {
 			return nil, fmt.Errorf("listener %q: filter chains that do different things are not supported", l.Name)

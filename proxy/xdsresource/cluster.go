@@ -44,6 +44,10 @@ func decodeCluster(b []byte) (*Cluster, error) {
 		lbPolicy        int32
 		protocolSelect  int32
 		transportSocket msg
+		lbConfig        oneof
+		circuitBreakers msg
+		outlier         msg
+		commonHTTP      msg
 	)
 	err := walk(b, func(f field) error {
 		var err error
@@ -89,6 +93,14 @@ func decodeCluster(b []byte) (*Cluster, error) {
 			err = notSupported("transport_socket_matcher")
 		case 41:
 			err = notSupported("load_balancing_policy")
+		case 23, 34, 37, 52, 56: // ring_hash_lb_config, original_dst_lb_config, least_request_lb_config, maglev_lb_config, round_robin_lb_config
+			err = lbConfig.message(f)
+		case 10:
+			err = at("circuit_breakers", circuitBreakers.add(f))
+		case 19:
+			err = at("outlier_detection", outlier.add(f))
+		case 29:
+			err = at("common_http_protocol_options", commonHTTP.add(f))
 		}
 		return err
 	})
@@ -134,6 +146,21 @@ func decodeCluster(b []byte) (*Cluster, error) {
 		return nil, at("lb_policy", fmt.Errorf("%s: %w", enumName(lbPolicy, lbPolicyNames), errNotSupported))
 	}
 
+	if err := decodeLBConfig(lbConfig, &c); err != nil {
+		return nil, err
+	}
+	c.CircuitBreakers = defaultCircuitBreakers()
+	if circuitBreakers.set {
+		if c.CircuitBreakers, err = decodeCircuitBreakers(circuitBreakers.b); err != nil {
+			return nil, at("circuit_breakers", err)
+		}
+	}
+	if outlier.set {
+		if c.Outlier, err = decodeOutlierDetection(outlier.b); err != nil {
+			return nil, at("outlier_detection", err)
+		}
+	}
+
 	if protocolSelect != 0 { // USE_CONFIGURED_PROTOCOL
 		return nil, at("protocol_selection", fmt.Errorf("USE_DOWNSTREAM_PROTOCOL: %w", errNotSupported))
 	}
@@ -141,8 +168,16 @@ func decodeCluster(b []byte) (*Cluster, error) {
 		if deprecatedH2 {
 			return nil, at("http2_protocol_options", fmt.Errorf("cannot be used with typed_extension_protocol_options[%q]", httpOptionsKey))
 		}
-		if c.HTTP2, err = decodeHTTPOptions(httpOptions); err != nil {
+		if commonHTTP.set {
+			return nil, at("common_http_protocol_options", errBothCommonHTTPOptions)
+		}
+		if c.HTTP2, c.IdleTimeout, err = decodeHTTPOptions(httpOptions); err != nil {
 			return nil, atKey("typed_extension_protocol_options", httpOptionsKey, err)
+		}
+	}
+	if commonHTTP.set {
+		if c.IdleTimeout, err = decodeCommonHTTPOptions(commonHTTP.b); err != nil {
+			return nil, at("common_http_protocol_options", err)
 		}
 	}
 	c.HTTP2 = c.HTTP2 || deprecatedH2
@@ -197,37 +232,55 @@ func decodeEDSConfig(b []byte) (string, error) {
 }
 
 // decodeHTTPOptions decodes the Any holding an
-// envoy.extensions.upstreams.http.v3.HttpProtocolOptions and reports whether
-// it configures HTTP/2.
-func decodeHTTPOptions(b []byte) (http2 bool, err error) {
+// envoy.extensions.upstreams.http.v3.HttpProtocolOptions: whether it
+// configures HTTP/2, and common_http_protocol_options.idle_timeout.
+func decodeHTTPOptions(b []byte) (http2 bool, idle time.Duration, err error) {
 	a, err := decodeAny(b)
 	if err != nil {
-		return false, err
+		return false, 0, err
 	}
 	if typeName(a.typeURL) != httpOptionsMessage {
-		return false, fmt.Errorf("type %q, want %q", a.typeURL, httpOptionsMessage)
+		return false, 0, fmt.Errorf("type %q, want %q", a.typeURL, httpOptionsMessage)
 	}
-	var protocol oneof
+	var (
+		protocol oneof
+		common   msg
+	)
 	err = walk(a.value, func(f field) error {
 		var err error
 		switch f.num {
+		case 1:
+			err = at("common_http_protocol_options", common.add(f))
 		case 3, 4, 5: // explicit_http_config, use_downstream_protocol_config, auto_config
 			err = protocol.message(f)
 		case 6:
 			err = notSupported("http_filters")
+		case 8:
+			err = notSupported("outlier_detection")
+		case 9:
+			err = notSupported("request_mirror_policies")
+		case 10:
+			err = notSupported("hash_policy")
+		case 11:
+			err = notSupported("retry_policy")
 		}
 		return err
 	})
 	if err != nil {
-		return false, err
+		return false, 0, err
+	}
+	if common.set {
+		if idle, err = decodeCommonHTTPOptions(common.b); err != nil {
+			return false, 0, at("common_http_protocol_options", err)
+		}
 	}
 	switch protocol.num {
 	case 0:
-		return false, errors.New("one of explicit_http_config, use_downstream_protocol_config and auto_config must be set")
+		return false, 0, errors.New("one of explicit_http_config, use_downstream_protocol_config and auto_config must be set")
 	case 4:
-		return false, notSupported("use_downstream_protocol_config")
+		return false, 0, notSupported("use_downstream_protocol_config")
 	case 5:
-		return false, notSupported("auto_config")
+		return false, 0, notSupported("auto_config")
 	}
 
 	var explicit oneof
@@ -240,11 +293,27 @@ func decodeHTTPOptions(b []byte) (http2 bool, err error) {
 	})
 	switch {
 	case err != nil:
-		return false, at("explicit_http_config", err)
+		return false, 0, at("explicit_http_config", err)
 	case explicit.num == 0:
-		return false, at("explicit_http_config", errors.New("one of http_protocol_options and http2_protocol_options must be set"))
+		return false, 0, at("explicit_http_config", errors.New("one of http_protocol_options and http2_protocol_options must be set"))
 	case explicit.num == 3:
-		return false, at("explicit_http_config", notSupported("http3_protocol_options"))
+		return false, 0, at("explicit_http_config", notSupported("http3_protocol_options"))
 	}
-	return explicit.num == 2, nil
+	return explicit.num == 2, idle, nil
+}
+
+// decodeLBConfig decodes the lb_config of a cluster (lbConfig) into c,
+// whose LBPolicy is set. As Envoy, it ignores a config for another policy.
+func decodeLBConfig(lbConfig oneof, c *Cluster) error {
+	var err error
+	switch {
+	case lbConfig.num == 37 && c.LBPolicy == LBLeastRequest:
+		err = at("least_request_lb_config", decodeLeastRequestConfig(lbConfig.f.b))
+	case lbConfig.num == 23 && c.LBPolicy == LBRingHash:
+		c.RingMin, c.RingMax, err = decodeRingHashConfig(lbConfig.f.b)
+		err = at("ring_hash_lb_config", err)
+	case lbConfig.num == 56 && c.LBPolicy == LBRoundRobin:
+		err = at("round_robin_lb_config", decodeRoundRobinConfig(lbConfig.f.b))
+	}
+	return err
 }

@@ -414,7 +414,21 @@ func TestDecodeCluster(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got, err := xdsresource.DecodeCluster(marshal(t, tt.in))
-			checkResult(t, got, err, tt.want, tt.wantErr)
+			checkResult(t, got, err, withDefaultLimits(tt.want), tt.wantErr)
 		})
 	}
+}
+
+// defaultLimits are the circuit breakers of a cluster that sets none.
+var defaultLimits = xdsresource.CircuitBreakers{MaxConnections: 1024, MaxPendingRequests: 1024, MaxRequests: 1024, MaxRetries: 3}
+
+// withDefaultLimits is want with defaultLimits when it has no circuit
+// breakers, for the cases that are not about them.
+func withDefaultLimits(want *xdsresource.Cluster) *xdsresource.Cluster {
+	if want == nil || want.CircuitBreakers != (xdsresource.CircuitBreakers{}) {
+		return want
+	}
+	w := *want
+	w.CircuitBreakers = defaultLimits
+	return &w
 }

@@ -81,7 +81,7 @@ func TestDecodeInvalid(t *testing.T) {
 			typeURL:  xdsresource.RouteType,
 			in:       modRoute(func(r *routev3.Route) { r.Action = nil }),
 			wantName: "outbound",
-			wantErr:  `xdsresource: route "outbound": virtual_hosts[0].routes[0]: an action (route or direct_response) is required`,
+			wantErr:  `xdsresource: route "outbound": virtual_hosts[0].routes[0]: an action (route, redirect or direct_response) is required`,
 		},
 		{
 			typeURL:  xdsresource.ClusterType,

@@ -11,6 +11,15 @@
 // sidecar, for descriptors the proxy never needs. Fields the proxy does not
 // know are skipped; fields it knows but cannot honour are errors.
 //
+// Traffic management (retries, mirrors, hash policies, rewrites, redirects,
+// header mutations, per-route fault injection and local rate limits,
+// circuit breakers, retry budgets, outlier detection) is decoded as
+// docs/xds.md maps it. The proxy has no runtime: runtime keys are ignored
+// and their default values used. Outlier detection ejects on consecutive
+// errors only: a positive enforcing_success_rate or
+// enforcing_failure_percentage is an error, and an unset
+// enforcing_success_rate (100 in Envoy) means none.
+//
 // TLS settings name their certificate and trusted CA as SDS secrets, which
 // must come over ADS: the proxy generates its own key, so neither a key nor
 // a certificate ever arrives in a resource.

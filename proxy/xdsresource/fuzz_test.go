@@ -106,14 +106,18 @@ func seeds() map[string]map[string]proto.Message {
 			"tcp-proxy":       tcpListener(nil),
 			"mtls-strict":     strictListener(nil),
 			"mtls-permissive": permissiveListener(nil),
+			"tcp-weighted":    weightedTCPListener(),
+			"http-filters":    filtersListener(),
 		},
 		"FuzzDecodeRouteConfiguration": {
-			"full": fullRoutes(),
-			"base": baseRoutes(),
+			"full":    fullRoutes(),
+			"base":    baseRoutes(),
+			"traffic": trafficRoutes(),
 		},
 		"FuzzDecodeCluster": {
 			"eds-http2": edsCluster(),
 			"eds-mtls":  mtlsCluster(nil),
+			"traffic":   trafficCluster(),
 			"static": &clusterv3.Cluster{
 				Name:                 "inbound|8080",
 				ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: clusterv3.Cluster_STATIC},

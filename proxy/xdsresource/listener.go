@@ -3,6 +3,8 @@ package xdsresource
 import (
 	"errors"
 	"fmt"
+	"math"
+	"slices"
 
 	"google.golang.org/protobuf/encoding/protowire"
 )
@@ -29,6 +31,7 @@ func decodeListener(b []byte) (*Listener, error) {
 		addr            msg
 		chains          [][]byte
 		listenerFilters [][]byte
+		bindToPort      msg
 	)
 	err := walk(b, func(f field) error {
 		var err error
@@ -48,6 +51,8 @@ func decodeListener(b []byte) (*Listener, error) {
 			c, err = f.message()
 			listenerFilters = append(listenerFilters, c)
 			err = atIndex("listener_filters", len(listenerFilters)-1, err)
+		case 26:
+			err = at("bind_to_port", bindToPort.add(f))
 		case 25:
 			err = notSupported("default_filter_chain")
 		case 27:
@@ -70,6 +75,13 @@ func decodeListener(b []byte) (*Listener, error) {
 	}
 	if l.Address, err = decodeAddress(addr.b); err != nil {
 		return nil, at("address", err)
+	}
+	if bindToPort.set {
+		bind, err := decodeBoolValue(bindToPort.b)
+		if err != nil {
+			return nil, at("bind_to_port", err)
+		}
+		l.NoBind = !bind
 	}
 	for i, fb := range listenerFilters {
 		if err := decodeListenerFilter(fb); err != nil {
@@ -390,22 +402,12 @@ func decodeHCM(b []byte) (*HTTPConnectionManager, error) {
 	case 31:
 		return nil, notSupported("scoped_routes")
 	}
-	// Every filter but the router must be optional: the proxy has no other
-	// HTTP filter.
-	routers := 0
 	for i, fb := range filters {
-		router, err := decodeHTTPFilter(fb)
-		if err != nil {
+		if err := decodeHTTPFilter(fb, &hcm); err != nil {
 			return nil, atIndex("http_filters", i, err)
 		}
-		if router {
-			routers++
-			if routers > 1 {
-				return nil, atIndex("http_filters", i, errors.New("duplicate router filter"))
-			}
-		}
 	}
-	if routers == 0 {
+	if n := len(hcm.HTTPFilters); n == 0 || hcm.HTTPFilters[n-1] != FilterRouter {
 		return nil, at("http_filters", fmt.Errorf("the router filter (%s) is required", routerFilter))
 	}
 	return &hcm, nil
@@ -431,16 +433,19 @@ func decodeRDS(b []byte) (string, error) {
 }
 
 // decodeHTTPFilter decodes an
-// envoy.extensions.filters.network.http_connection_manager.v3.HttpFilter and
-// reports whether it is the router. Any other filter is an error unless it is
-// optional (is_optional), in which case the proxy ignores it.
-func decodeHTTPFilter(b []byte) (router bool, err error) {
+// envoy.extensions.filters.network.http_connection_manager.v3.HttpFilter
+// and appends its name (FilterRouter, FilterFault or FilterLocalRateLimit)
+// to hcm.HTTPFilters. Any other filter is an error unless it is optional
+// (is_optional), in which case the proxy ignores it. The router must come
+// last, and each filter at most once. The fault filter's own config must
+// inject nothing: faults are configured per route.
+func decodeHTTPFilter(b []byte, hcm *HTTPConnectionManager) error {
 	var (
 		name               string
 		config             oneof
 		optional, disabled bool
 	)
-	err = walk(b, func(f field) error {
+	err := walk(b, func(f field) error {
 		var err error
 		switch f.num {
 		case 1:
@@ -458,32 +463,77 @@ func decodeHTTPFilter(b []byte) (router bool, err error) {
 		return err
 	})
 	if err != nil {
-		return false, err
+		return err
 	}
 	if name == "" {
-		return false, at("name", errEmpty)
+		return at("name", errEmpty)
 	}
 	what := fmt.Sprintf("filter %q", name)
+	var kind string // the filter the proxy implements, if any
+	var a anyMsg
 	switch config.num {
 	case 0:
-		router = name == routerFilter
-	case 4:
-		a, err := decodeAny(config.f.b)
-		if err != nil {
-			return false, at("typed_config", err)
+		switch name {
+		case routerFilter:
+			kind = FilterRouter
+		case FilterFault, FilterLocalRateLimit:
+			return at("typed_config", errMissing)
 		}
-		router = typeName(a.typeURL) == routerMessage
+	case 4:
+		if a, err = decodeAny(config.f.b); err != nil {
+			return at("typed_config", err)
+		}
+		switch typeName(a.typeURL) {
+		case routerMessage:
+			kind = FilterRouter
+		case faultMessage:
+			kind = FilterFault
+		case localRateLimitMessage:
+			kind = FilterLocalRateLimit
+		}
 		what = fmt.Sprintf("filter %q of type %q", name, a.typeURL)
 	}
-	switch {
-	case router && disabled:
-		return false, at("disabled", errors.New("the router filter cannot be disabled"))
-	case router, optional:
-		return router, nil
-	case config.num == 5:
-		return false, notSupported("config_discovery")
+	if slices.Contains(hcm.HTTPFilters, FilterRouter) {
+		if kind == FilterRouter {
+			return errors.New("duplicate router filter")
+		}
+		return fmt.Errorf("%s follows the router filter, which must be last", what)
 	}
-	return false, fmt.Errorf("%s: %w", what, errNotSupported)
+	switch {
+	case kind == FilterRouter && disabled:
+		return at("disabled", errors.New("the router filter cannot be disabled"))
+	case kind != "" && disabled:
+		return notSupported("disabled")
+	case kind == "" && optional:
+		return nil
+	case kind == "" && config.num == 5:
+		return notSupported("config_discovery")
+	case kind == "":
+		return fmt.Errorf("%s: %w", what, errNotSupported)
+	}
+	if slices.Contains(hcm.HTTPFilters, kind) {
+		return fmt.Errorf("duplicate %s filter", kind)
+	}
+	switch kind {
+	case FilterFault:
+		fault, err := decodeHTTPFault(a.value)
+		if err == nil && fault != nil {
+			err = fmt.Errorf("a listener-wide fault: %w (set faults in the routes' typed_per_filter_config)", errNotSupported)
+		}
+		if err != nil {
+			return at("typed_config", err)
+		}
+	case FilterLocalRateLimit:
+		rl, err := decodeLocalRateLimit(a.value)
+		if err != nil {
+			return at("typed_config", err)
+		}
+		if rl.Bucket != nil {
+			hcm.RateLimit = rl
+		}
+	}
+	hcm.HTTPFilters = append(hcm.HTTPFilters, kind)
+	return nil
 }
 
 // decodeTCPProxy decodes an
@@ -520,9 +570,12 @@ func decodeTCPProxy(b []byte) (*TCPProxy, error) {
 	}
 	switch cluster.num {
 	case 0:
-		return nil, at("cluster", errMissing)
+		return nil, errors.New("one of cluster and weighted_clusters must be set")
 	case 10:
-		return nil, notSupported("weighted_clusters")
+		if tcp.Clusters, err = decodeTCPWeightedClusters(cluster.f.b); err != nil {
+			return nil, at("weighted_clusters", err)
+		}
+		return &tcp, nil
 	}
 	if tcp.Cluster, err = cluster.f.string(); err != nil {
 		return nil, at("cluster", err)
@@ -531,4 +584,67 @@ func decodeTCPProxy(b []byte) (*TCPProxy, error) {
 		return nil, at("cluster", errEmpty)
 	}
 	return &tcp, nil
+}
+
+// decodeTCPWeightedClusters decodes an
+// envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy.WeightedCluster.
+// As Envoy, it requires every weight to be at least 1.
+func decodeTCPWeightedClusters(b []byte) ([]WeightedCluster, error) {
+	var clusters []WeightedCluster
+	err := walk(b, func(f field) error {
+		if f.num != 1 {
+			return nil
+		}
+		i := len(clusters)
+		cb, err := f.message()
+		if err == nil {
+			var c WeightedCluster
+			c, err = decodeTCPClusterWeight(cb)
+			clusters = append(clusters, c)
+		}
+		return atIndex("clusters", i, err)
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(clusters) == 0 {
+		return nil, at("clusters", errEmpty)
+	}
+	var total uint64
+	for _, c := range clusters {
+		total += uint64(c.Weight)
+	}
+	if total > math.MaxUint32 {
+		return nil, at("clusters", fmt.Errorf("sum of weights %d overflows uint32", total))
+	}
+	return clusters, nil
+}
+
+// decodeTCPClusterWeight decodes an
+// envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy.WeightedCluster.ClusterWeight.
+func decodeTCPClusterWeight(b []byte) (WeightedCluster, error) {
+	var c WeightedCluster
+	err := walk(b, func(f field) error {
+		var err error
+		switch f.num {
+		case 1:
+			c.Name, err = f.string()
+			err = at("name", err)
+		case 2:
+			c.Weight, err = f.uint32()
+			err = at("weight", err)
+		case 3:
+			err = notSupported("metadata_match")
+		}
+		return err
+	})
+	switch {
+	case err != nil:
+		return WeightedCluster{}, err
+	case c.Name == "":
+		return WeightedCluster{}, at("name", errEmpty)
+	case c.Weight == 0:
+		return WeightedCluster{}, at("weight", errors.New("must be at least 1"))
+	}
+	return c, nil
 }

@@ -398,9 +398,16 @@ func TestDecodeListener(t *testing.T) {
 		{
 			name: "unsupported http filter without config",
 			in: hcmListener(func(h *hcmv3.HttpConnectionManager) {
-				h.HttpFilters = append(h.HttpFilters, &hcmv3.HttpFilter{Name: "envoy.filters.http.fault"})
+				h.HttpFilters = append([]*hcmv3.HttpFilter{{Name: "envoy.filters.http.cors"}}, h.HttpFilters...)
 			}),
-			wantErr: `typed_config.http_filters[1]: filter "envoy.filters.http.fault": not supported`,
+			wantErr: `typed_config.http_filters[0]: filter "envoy.filters.http.cors": not supported`,
+		},
+		{
+			name: "fault filter without config",
+			in: hcmListener(func(h *hcmv3.HttpConnectionManager) {
+				h.HttpFilters = append([]*hcmv3.HttpFilter{{Name: "envoy.filters.http.fault"}}, h.HttpFilters...)
+			}),
+			wantErr: `typed_config.http_filters[0].typed_config: must be set`,
 		},
 		{
 			name: "http filter config_discovery",
@@ -439,7 +446,7 @@ func TestDecodeListener(t *testing.T) {
 		{
 			name:    "tcp proxy without cluster",
 			in:      tcpListener(func(p *tcpv3.TcpProxy) { p.ClusterSpecifier = nil }),
-			wantErr: `typed_config.cluster: must be set`,
+			wantErr: `typed_config: one of cluster and weighted_clusters must be set`,
 		},
 		{
 			name: "tcp proxy with empty cluster",
@@ -449,11 +456,11 @@ func TestDecodeListener(t *testing.T) {
 			wantErr: `typed_config.cluster: must not be empty`,
 		},
 		{
-			name: "tcp proxy weighted_clusters",
+			name: "tcp proxy weighted_clusters without clusters",
 			in: tcpListener(func(p *tcpv3.TcpProxy) {
 				p.ClusterSpecifier = &tcpv3.TcpProxy_WeightedClusters{WeightedClusters: &tcpv3.TcpProxy_WeightedCluster{}}
 			}),
-			wantErr: `typed_config.weighted_clusters: not supported`,
+			wantErr: `typed_config.weighted_clusters.clusters: must not be empty`,
 		},
 		{
 			name: "tcp proxy tunneling_config",
@@ -1124,7 +1131,26 @@ func TestDecodeListener(t *testing.T) {
 				}
 				return
 			}
-			checkResult(t, got, err, tt.want, tt.wantErr)
+			checkResult(t, got, err, withRouterOnly(tt.want), tt.wantErr)
 		})
 	}
+}
+
+// withRouterOnly is want whose HTTP connection managers without
+// HTTPFilters have the router alone, for the cases that are not about
+// HTTP filters.
+func withRouterOnly(want *xdsresource.Listener) *xdsresource.Listener {
+	if want == nil {
+		return nil
+	}
+	w := *want
+	w.FilterChains = append([]xdsresource.FilterChain(nil), want.FilterChains...)
+	for i, c := range w.FilterChains {
+		if c.HTTP != nil && c.HTTP.HTTPFilters == nil {
+			hcm := *c.HTTP
+			hcm.HTTPFilters = []string{xdsresource.FilterRouter}
+			w.FilterChains[i].HTTP = &hcm
+		}
+	}
+	return &w
 }

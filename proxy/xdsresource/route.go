@@ -109,10 +109,25 @@ func decodeVirtualHost(b []byte) (VirtualHost, error) {
 // decodeRoute decodes an envoy.config.route.v3.Route.
 func decodeRoute(b []byte) (Route, error) {
 	var (
-		r      Route
-		match  msg
-		action oneof
+		r                         Route
+		match                     msg
+		action                    oneof
+		bufferLimit, bodyLimit    msg
+		requestAdd, responseAdd   [][]byte
+		requestDrop, responseDrop []string
+		filterConfigs             map[string][]byte
 	)
+	// addHeader collects an entry of a repeated HeaderValueOption field.
+	addHeader := func(list *[][]byte, name string, f field) error {
+		hb, err := f.message()
+		*list = append(*list, hb)
+		return atIndex(name, len(*list)-1, err)
+	}
+	dropHeader := func(list *[]string, name string, f field) error {
+		h, err := f.string()
+		*list = append(*list, h)
+		return atIndex(name, len(*list)-1, err)
+	}
 	err := walk(b, func(f field) error {
 		var err error
 		switch f.num {
@@ -123,6 +138,30 @@ func decodeRoute(b []byte) (Route, error) {
 			err = at("match", match.add(f))
 		case 2, 3, 7, 17, 18: // route, redirect, direct_response, filter_action, non_forwarding_action
 			err = action.message(f)
+		case 9:
+			err = addHeader(&requestAdd, "request_headers_to_add", f)
+		case 10:
+			err = addHeader(&responseAdd, "response_headers_to_add", f)
+		case 11:
+			err = dropHeader(&responseDrop, "response_headers_to_remove", f)
+		case 12:
+			err = dropHeader(&requestDrop, "request_headers_to_remove", f)
+		case 13:
+			var key string
+			var value []byte
+			if key, value, err = decodeMapEntry(f); err != nil {
+				return at("typed_per_filter_config", err)
+			}
+			if filterConfigs == nil {
+				filterConfigs = make(map[string][]byte)
+			}
+			filterConfigs[key] = value // a later entry replaces an earlier one
+		case 16:
+			err = at("per_request_buffer_limit_bytes", bufferLimit.add(f))
+		case 20:
+			err = at("request_body_buffer_limit", bodyLimit.add(f))
+		case 21:
+			err = notSupported("route_specifiers")
 		}
 		return err
 	})
@@ -132,17 +171,18 @@ func decodeRoute(b []byte) (Route, error) {
 	if !match.set {
 		return Route{}, at("match", errMissing)
 	}
-	if r.Match, err = decodeRouteMatch(match.b); err != nil {
+	if r.Match, r.GRPCOnly, err = decodeRouteMatch(match.b); err != nil {
 		return Route{}, at("match", err)
 	}
 	switch action.num {
 	case 0:
-		return Route{}, errors.New("an action (route or direct_response) is required")
+		return Route{}, errors.New("an action (route, redirect or direct_response) is required")
 	case 2:
-		r.Action, err = decodeRouteAction(action.f.b)
+		r.Action, err = decodeRouteAction(action.f.b, &r.RouteExtras)
 		err = at("route", err)
 	case 3:
-		err = notSupported("redirect")
+		r.Redirect, err = decodeRedirect(action.f.b)
+		err = at("redirect", err)
 	case 7:
 		r.Action, err = decodeDirectResponse(action.f.b)
 		err = at("direct_response", err)
@@ -154,19 +194,68 @@ func decodeRoute(b []byte) (Route, error) {
 	if err != nil {
 		return Route{}, err
 	}
+	if r.RequestHeaders, err = decodeHeaderMutation(requestAdd, requestDrop, "request_headers_to_add", "request_headers_to_remove"); err != nil {
+		return Route{}, err
+	}
+	if r.ResponseHeaders, err = decodeHeaderMutation(responseAdd, responseDrop, "response_headers_to_add", "response_headers_to_remove"); err != nil {
+		return Route{}, err
+	}
+	if r.BufferLimit, err = decodeBufferLimit(bufferLimit, bodyLimit); err != nil {
+		return Route{}, err
+	}
+	if err := decodePerFilterConfigs(filterConfigs, &r.RouteExtras); err != nil {
+		return Route{}, err
+	}
 	return r, nil
+}
+
+// decodeHeaderMutation decodes the HeaderValueOptions of the field addName
+// and the header names of the field dropName.
+func decodeHeaderMutation(add [][]byte, drop []string, addName, dropName string) (HeaderMutation, error) {
+	var m HeaderMutation
+	for i, hb := range add {
+		h, err := decodeHeaderValueOption(hb)
+		if err != nil {
+			return HeaderMutation{}, atIndex(addName, i, err)
+		}
+		m.Add = append(m.Add, h)
+	}
+	for i, name := range drop {
+		if err := checkModifiableHeader(name); err != nil {
+			return HeaderMutation{}, atIndex(dropName, i, err)
+		}
+		m.Remove = append(m.Remove, strings.ToLower(name))
+	}
+	return m, nil
+}
+
+// decodeBufferLimit decodes a Route's per_request_buffer_limit_bytes or its
+// successor request_body_buffer_limit (at most one may be set).
+func decodeBufferLimit(perRequest, body msg) (uint32, error) {
+	switch {
+	case perRequest.set && body.set:
+		return 0, errors.New("per_request_buffer_limit_bytes and request_body_buffer_limit cannot both be set")
+	case body.set:
+		v, err := decodeUInt64Value(body.b)
+		if err == nil && v > math.MaxUint32 {
+			err = fmt.Errorf("%d: %w (at most %d)", v, errNotSupported, uint32(math.MaxUint32))
+		}
+		return uint32(v), at("request_body_buffer_limit", err)
+	}
+	v, err := optUInt32(perRequest, 0)
+	return v, at("per_request_buffer_limit_bytes", err)
 }
 
 // decodeRouteMatch decodes an envoy.config.route.v3.RouteMatch. Conditions
 // the proxy cannot evaluate are errors: ignoring one would match more
 // requests than the route is meant for.
-func decodeRouteMatch(b []byte) (RouteMatch, error) {
+func decodeRouteMatch(b []byte) (m RouteMatch, grpc bool, err error) {
 	var (
-		m             RouteMatch
 		path          oneof
 		caseSensitive msg
+		grpcOptions   msg
 	)
-	err := walk(b, func(f field) error {
+	err = walk(b, func(f field) error {
 		var err error
 		switch f.num {
 		case 1, 2, 14: // prefix, path, path_separated_prefix
@@ -194,7 +283,7 @@ func decodeRouteMatch(b []byte) (RouteMatch, error) {
 			}
 			err = atIndex("query_parameters", i, err)
 		case 8:
-			err = notSupported("grpc")
+			err = at("grpc", grpcOptions.add(f))
 		case 9:
 			err = notSupported("runtime_fraction")
 		case 11:
@@ -209,17 +298,17 @@ func decodeRouteMatch(b []byte) (RouteMatch, error) {
 		return err
 	})
 	if err != nil {
-		return RouteMatch{}, err
+		return RouteMatch{}, false, err
 	}
 	m.CaseSensitive = true
 	if caseSensitive.set {
 		if m.CaseSensitive, err = decodeBoolValue(caseSensitive.b); err != nil {
-			return RouteMatch{}, at("case_sensitive", err)
+			return RouteMatch{}, false, at("case_sensitive", err)
 		}
 	}
 	switch path.num {
 	case 0:
-		return RouteMatch{}, errors.New("a path specifier (prefix, path, safe_regex or path_separated_prefix) is required")
+		return RouteMatch{}, false, errors.New("a path specifier (prefix, path, safe_regex or path_separated_prefix) is required")
 	case 1:
 		m.PathKind = PathPrefix
 		m.Path, err = path.f.string()
@@ -244,9 +333,9 @@ func decodeRouteMatch(b []byte) (RouteMatch, error) {
 		err = notSupported("path_match_policy")
 	}
 	if err != nil {
-		return RouteMatch{}, err
+		return RouteMatch{}, false, err
 	}
-	return m, nil
+	return m, grpcOptions.set, nil
 }
 
 // checkPathSeparatedPrefix applies Envoy's rule for path_separated_prefix:
@@ -487,16 +576,21 @@ func decodeRegexMatcher(b []byte) (*regexp.Regexp, error) {
 	return re, nil
 }
 
-// decodeRouteAction decodes an envoy.config.route.v3.RouteAction. Fields
-// that would change where or how a request is sent, and that the proxy
-// cannot honour (rewrites, subset selection), are errors.
-func decodeRouteAction(b []byte) (RouteAction, error) {
+// decodeRouteAction decodes an envoy.config.route.v3.RouteAction into its
+// RouteAction and, for its traffic-management fields, x. Fields that would
+// change where or how a request is sent, and that the proxy cannot honour
+// (other rewrites, subset selection), are errors.
+func decodeRouteAction(b []byte, x *RouteExtras) (RouteAction, error) {
 	var (
-		a             RouteAction
-		cluster       oneof
-		timeout       msg
-		prefixRewrite string
-		pathRewrite   string
+		a            RouteAction
+		cluster      oneof
+		hostRewrite  oneof
+		timeout      msg
+		retry        msg
+		regexRewrite msg
+		pathRewrite  string
+		mirrors      [][]byte
+		hashPolicies [][]byte
 	)
 	err := walk(b, func(f field) error {
 		var err error
@@ -510,41 +604,89 @@ func decodeRouteAction(b []byte) (RouteAction, error) {
 		case 4:
 			err = notSupported("metadata_match")
 		case 5:
-			prefixRewrite, err = f.string()
+			x.PrefixRewrite, err = f.string()
 			err = at("prefix_rewrite", err)
 		case 45:
 			pathRewrite, err = f.string()
 			err = at("path_rewrite", err)
 		case 32:
-			err = notSupported("regex_rewrite")
+			err = at("regex_rewrite", regexRewrite.add(f))
 		case 41:
 			err = notSupported("path_rewrite_policy")
-		case 6:
-			err = notSupported("host_rewrite_literal")
-		case 7:
-			err = notSupported("auto_host_rewrite")
-		case 29:
-			err = notSupported("host_rewrite_header")
-		case 35:
-			err = notSupported("host_rewrite_path_regex")
-		case 44:
-			err = notSupported("host_rewrite")
+		case 6, 29: // host_rewrite_literal, host_rewrite_header
+			err = hostRewrite.scalar(f, protowire.BytesType)
+		case 7, 35, 44: // auto_host_rewrite, host_rewrite_path_regex, host_rewrite
+			err = hostRewrite.message(f)
+		case 9:
+			err = at("retry_policy", retry.add(f))
+		case 33:
+			err = notSupported("retry_policy_typed_config")
+		case 30:
+			var mb []byte
+			mb, err = f.message()
+			mirrors = append(mirrors, mb)
+			err = atIndex("request_mirror_policies", len(mirrors)-1, err)
+		case 15:
+			var hb []byte
+			hb, err = f.message()
+			hashPolicies = append(hashPolicies, hb)
+			err = atIndex("hash_policy", len(hashPolicies)-1, err)
 		}
 		return err
 	})
 	switch {
 	case err != nil:
 		return RouteAction{}, err
-	case prefixRewrite != "":
-		return RouteAction{}, notSupported("prefix_rewrite")
 	case pathRewrite != "":
 		return RouteAction{}, notSupported("path_rewrite")
+	case x.PrefixRewrite != "" && regexRewrite.set:
+		return RouteAction{}, errors.New("prefix_rewrite and regex_rewrite cannot both be set")
+	}
+	// As in Envoy, an empty prefix_rewrite is no rewrite.
+	x.HasPrefixRewrite = x.PrefixRewrite != ""
+	if regexRewrite.set {
+		if x.RegexRewrite, err = decodeRegexRewrite(regexRewrite.b); err != nil {
+			return RouteAction{}, at("regex_rewrite", err)
+		}
+	}
+	switch hostRewrite.num {
+	case 6:
+		if x.HostRewrite, err = hostRewrite.f.string(); err != nil {
+			return RouteAction{}, at("host_rewrite_literal", err)
+		}
+	case 7:
+		return RouteAction{}, notSupported("auto_host_rewrite")
+	case 29:
+		return RouteAction{}, notSupported("host_rewrite_header")
+	case 35:
+		return RouteAction{}, notSupported("host_rewrite_path_regex")
+	case 44:
+		return RouteAction{}, notSupported("host_rewrite")
 	}
 	if timeout.set {
 		if a.Timeout, err = decodeDuration(timeout.b); err != nil {
 			return RouteAction{}, at("timeout", err)
 		}
 		a.HasTimeout = true
+	}
+	if retry.set {
+		if x.Retry, err = decodeRetryPolicy(retry.b); err != nil {
+			return RouteAction{}, at("retry_policy", err)
+		}
+	}
+	for i, mb := range mirrors {
+		m, err := decodeMirrorPolicy(mb)
+		if err != nil {
+			return RouteAction{}, atIndex("request_mirror_policies", i, err)
+		}
+		x.Mirrors = append(x.Mirrors, m)
+	}
+	for i, hb := range hashPolicies {
+		h, err := decodeHashPolicy(hb)
+		if err != nil {
+			return RouteAction{}, atIndex("hash_policy", i, err)
+		}
+		x.HashPolicies = append(x.HashPolicies, h)
 	}
 	switch cluster.num {
 	case 0:

@@ -487,9 +487,10 @@ type RegexRewrite struct {
 type ClusterExtras struct {
 	// RingHash: ring sizes from ring_hash_lb_config (0: defaults).
 	RingMin, RingMax uint64
-	// CircuitBreakers is the DEFAULT priority threshold (zero values are
-	// filled with Envoy's defaults: 1024 connections, pending requests and
-	// requests, 3 retries).
+	// CircuitBreakers is the first threshold of priority DEFAULT (HIGH
+	// ones are ignored); limits it leaves unset, or all of them when there
+	// is none, are Envoy's defaults: 1024 connections, pending requests and
+	// requests, 3 retries. A limit set to 0 stays 0.
 	CircuitBreakers CircuitBreakers
 	// Outlier is outlier_detection; nil means none.
 	Outlier *OutlierDetection

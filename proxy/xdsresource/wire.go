@@ -442,3 +442,141 @@ func decodeSocketAddress(b []byte) (string, error) {
 	}
 	return net.JoinHostPort(host, strconv.FormatUint(uint64(p), 10)), nil
 }
+
+// uint32s appends the values of a repeated uint32 field to dst: protobuf
+// accepts it packed (one length-delimited field) or not (one varint per
+// value), whatever the schema says.
+func (f field) uint32s(dst []uint32) ([]uint32, error) {
+	if f.typ == protowire.VarintType {
+		return append(dst, uint32(f.u)), nil
+	}
+	if err := f.want(protowire.BytesType); err != nil {
+		return dst, err
+	}
+	for b := f.b; len(b) > 0; {
+		v, n := protowire.ConsumeVarint(b)
+		if n < 0 {
+			return dst, wireError(n)
+		}
+		dst = append(dst, uint32(v))
+		b = b[n:]
+	}
+	return dst, nil
+}
+
+// optUInt32 decodes m, a google.protobuf.UInt32Value field, or returns def
+// when it is not set.
+func optUInt32(m msg, def uint32) (uint32, error) {
+	if !m.set {
+		return def, nil
+	}
+	return decodeUInt32Value(m.b)
+}
+
+// optDuration decodes m, a google.protobuf.Duration field, or returns def
+// when it is not set.
+func optDuration(m msg, def time.Duration) (time.Duration, error) {
+	if !m.set {
+		return def, nil
+	}
+	return decodeDuration(m.b)
+}
+
+// positiveDuration decodes m, a google.protobuf.Duration field that must be
+// positive when set, or returns def when it is not set.
+func positiveDuration(m msg, def time.Duration) (time.Duration, error) {
+	d, err := optDuration(m, def)
+	if err == nil && m.set && d <= 0 {
+		err = errors.New("must be positive")
+	}
+	return d, err
+}
+
+// decodeUInt64Value decodes a google.protobuf.UInt64Value.
+func decodeUInt64Value(b []byte) (uint64, error) {
+	var v uint64
+	err := walk(b, func(f field) error {
+		if f.num != 1 {
+			return nil
+		}
+		if err := f.want(protowire.VarintType); err != nil {
+			return err
+		}
+		v = f.u
+		return nil
+	})
+	return v, err
+}
+
+// decodePercent decodes an envoy.type.v3.Percent: a double in 0..100.
+func decodePercent(b []byte) (float64, error) {
+	var v float64
+	err := walk(b, func(f field) error {
+		if f.num != 1 {
+			return nil
+		}
+		if err := f.want(protowire.Fixed64Type); err != nil {
+			return at("value", err)
+		}
+		v = math.Float64frombits(f.u)
+		return nil
+	})
+	if err == nil && !(v >= 0 && v <= 100) {
+		err = at("value", fmt.Errorf("%v out of range 0..100", v))
+	}
+	return v, err
+}
+
+// Denominators of an envoy.type.v3.FractionalPercent, as multipliers to
+// millionths: HUNDRED, TEN_THOUSAND, MILLION.
+var perMillionOf = map[int32]uint64{0: 10000, 1: 100, 2: 1}
+
+// decodeFractionalPercent decodes an envoy.type.v3.FractionalPercent into
+// millionths. As in Envoy, a numerator above the denominator is 100%.
+func decodeFractionalPercent(b []byte) (uint32, error) {
+	var (
+		numerator   uint32
+		denominator int32
+	)
+	err := walk(b, func(f field) error {
+		var err error
+		switch f.num {
+		case 1:
+			numerator, err = f.uint32()
+			err = at("numerator", err)
+		case 2:
+			denominator, err = f.int32()
+			err = at("denominator", err)
+		}
+		return err
+	})
+	if err != nil {
+		return 0, err
+	}
+	scale, ok := perMillionOf[denominator]
+	if !ok {
+		return 0, at("denominator", fmt.Errorf("value %d: %w", denominator, errNotSupported))
+	}
+	return uint32(min(uint64(numerator)*scale, 1e6)), nil
+}
+
+// decodeRuntimeFractionalPercent decodes an
+// envoy.config.core.v3.RuntimeFractionalPercent into its default_value in
+// millionths: the proxy has no runtime, so runtime_key never overrides it.
+func decodeRuntimeFractionalPercent(b []byte) (uint32, error) {
+	var value msg
+	err := walk(b, func(f field) error {
+		if f.num == 1 {
+			return at("default_value", value.add(f))
+		}
+		return nil
+	})
+	switch {
+	case err != nil:
+		return 0, err
+	case !value.set:
+		return 0, at("default_value", errMissing)
+	}
+	v, err := decodeFractionalPercent(value.b)
+	return v, at("default_value", err)
+}
