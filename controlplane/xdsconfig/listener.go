@@ -37,11 +37,14 @@ func httpFilter(name string, config proto.Message) *hcmv3.HttpFilter {
 
 func routerFilter() *hcmv3.HttpFilter { return httpFilter(wellknown.Router, &routerv3.Router{}) }
 
-func hcmFilter(statPrefix string, routes *routev3.RouteConfiguration, rdsName string, filters []*hcmv3.HttpFilter) *listenerv3.Filter {
+// hcmFilter is an HTTP connection manager; tracing is nil when the mesh
+// does not trace (see tracing.go).
+func hcmFilter(statPrefix string, routes *routev3.RouteConfiguration, rdsName string, filters []*hcmv3.HttpFilter, tracing *hcmv3.HttpConnectionManager_Tracing) *listenerv3.Filter {
 	hcm := &hcmv3.HttpConnectionManager{
 		CodecType:   hcmv3.HttpConnectionManager_AUTO,
 		StatPrefix:  statPrefix,
 		HttpFilters: filters,
+		Tracing:     tracing,
 	}
 	if routes != nil {
 		hcm.RouteSpecifier = &hcmv3.HttpConnectionManager_RouteConfig{RouteConfig: routes}
@@ -73,7 +76,7 @@ func tcpFilter(statPrefix, cluster string, weights []*tcpproxyv3.TcpProxy_Weight
 	}
 }
 
-func outboundListener(addr string) (*listenerv3.Listener, error) {
+func outboundListener(addr string, tracing *hcmv3.HttpConnectionManager_Tracing) (*listenerv3.Listener, error) {
 	host, portStr, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, err
@@ -93,7 +96,7 @@ func outboundListener(addr string) (*listenerv3.Listener, error) {
 		Name:    xdsmeta.OutboundListener,
 		Address: socketAddress(host, uint32(port)),
 		FilterChains: []*listenerv3.FilterChain{{
-			Filters: []*listenerv3.Filter{hcmFilter(xdsmeta.OutboundListener, nil, xdsmeta.OutboundRoutes, filters)},
+			Filters: []*listenerv3.Filter{hcmFilter(xdsmeta.OutboundListener, nil, xdsmeta.OutboundRoutes, filters, tracing)},
 		}},
 	}, nil
 }
@@ -113,7 +116,7 @@ func inboundRouteAction(cluster string) *routev3.Route_Route {
 	}}
 }
 
-func inboundListener(address string, in model.InboundPort, mode string, limits inboundLimits) *listenerv3.Listener {
+func inboundListener(address string, in model.InboundPort, mode string, limits inboundLimits, tracing *hcmv3.HttpConnectionManager_Tracing) *listenerv3.Listener {
 	cluster := xdsmeta.InboundCluster(in.AppPort)
 	routes := append([]*routev3.Route(nil), limits.routes...)
 	routes = append(routes, &routev3.Route{
@@ -140,7 +143,7 @@ func inboundListener(address string, in model.InboundPort, mode string, limits i
 			httpFilter(filterLocalRateLimit, localRateLimit(cluster, limits.port)),
 			routerFilter(),
 		}
-		filter = hcmFilter(cluster, rc, "", filters)
+		filter = hcmFilter(cluster, rc, "", filters, tracing)
 	}
 	chains, listenerFilters := inboundChains(mode, filter)
 	return &listenerv3.Listener{

@@ -2,11 +2,14 @@ package xdsconfig
 
 import (
 	"fmt"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 	"strconv"
 	"time"
 
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
@@ -47,6 +50,10 @@ type Generation struct {
 	portLimits  []portLimit
 	routeLimits []limitedRoute
 	secret      *tlsv3.Secret
+	// tracing is every HCM's tracing and otlpCluster the cluster spans
+	// are exported through, when the MeshConfig turns tracing on.
+	tracing     *hcmv3.HttpConnectionManager_Tracing
+	otlpCluster *clusterv3.Cluster
 	// problems lists what could not be honoured (unknown backends...), for
 	// status reporting; generation never fails on them.
 	problems []string
@@ -101,18 +108,27 @@ func NewGeneration(st *model.State) *Generation {
 		}
 	}
 	g.buildRateLimits()
+	g.tracing, g.otlpCluster = tracingConfig(st.Mesh.Tracing)
 	return g
 }
 
 // ForNode returns every resource the workload's proxy receives.
+// unboundOutbound is the address of the outbound listener a proxy gets
+// when it has none of its own; it is never bound.
+const unboundOutbound = "0.0.0.0:15001"
+
 func (g *Generation) ForNode(w *model.Workload) Resources {
 	listeners := make([]types.Resource, 0, len(w.Inbound)+1+len(g.tcpListeners))
 	clusters := make([]types.Resource, 0, len(g.clusters)+len(w.Inbound))
 	clusters = append(clusters, g.clusters...)
-	if w.Outbound != "" {
-		if l, err := outboundListener(w.Outbound); err == nil {
-			listeners = append(listeners, l)
-		}
+	// Without an outbound listener of its own (--outbound none), the proxy
+	// still routes its local upstream ports with the outbound routes: it
+	// gets the listener unbound, so the routes stay referenced.
+	if l, err := outboundListener(w.Outbound, g.tracing); err == nil {
+		listeners = append(listeners, l)
+	} else if l, err := outboundListener(unboundOutbound, g.tracing); err == nil {
+		l.BindToPort = wrapperspb.Bool(false)
+		listeners = append(listeners, l)
 	}
 	listeners = append(listeners, g.tcpListeners...)
 	mode := model.MTLSDisable
@@ -120,8 +136,11 @@ func (g *Generation) ForNode(w *model.Workload) Resources {
 		mode = g.state.MTLSMode(w)
 	}
 	for _, in := range w.Inbound {
-		listeners = append(listeners, inboundListener(w.Address, in, mode, g.limitsFor(w, in)))
+		listeners = append(listeners, inboundListener(w.Address, in, mode, g.limitsFor(w, in), g.tracing))
 		clusters = append(clusters, inboundCluster(in))
+	}
+	if g.otlpCluster != nil {
+		clusters = append(clusters, g.otlpCluster)
 	}
 	res := Resources{
 		resource.ListenerType: listeners,
