@@ -29,7 +29,7 @@ type Redirect struct {
 	Hostname   string
 	Port       uint32
 	Path       *PathRewrite
-	StatusCode int // 301 (default) or 302, 303, 307, 308
+	StatusCode int // 302 (the Gateway API default) or 301, 303, 307, 308
 }
 
 // URLRewrite is a URLRewrite filter.
