@@ -43,3 +43,9 @@ fmt:
 
 clean:
 	rm -rf $(BIN)
+
+# Benchmark Weft against nginx, HAProxy and no proxy (root, ~15 min; never part of
+# `make test`): writes bench/results/latest.json and docs/performance.md. See bench/run.sh.
+.PHONY: bench
+bench:
+	./bench/run.sh
