@@ -2,11 +2,14 @@ package xds
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -231,7 +234,11 @@ func (s *Server) Run(ctx context.Context) {
 	}
 }
 
-// Push builds and sets every connected proxy's snapshot now.
+// Push builds and sets every connected proxy's snapshot now. Most
+// resources are shared by every proxy (routes, endpoints, outbound
+// clusters): they are hashed once per push and their cache entries are
+// shared, so a push to thousands of proxies costs little more than the
+// per-proxy listeners. Snapshots are built on every CPU.
 func (s *Server) Push(ctx context.Context) error {
 	st, err := s.opts.Resources(ctx)
 	if err != nil {
@@ -239,22 +246,46 @@ func (s *Server) Push(ctx context.Context) error {
 	}
 	st.Workloads = s.opts.Registry.List()
 	gen := xdsconfig.NewGeneration(st)
-	live := map[string]bool{}
+	var nodes []*model.Workload
 	for _, w := range st.Workloads {
-		if !w.Connected {
-			continue
+		if w.Connected {
+			nodes = append(nodes, w)
 		}
-		snap, err := snapshot(gen.ForNode(w))
-		if err != nil {
-			s.opts.Logger.Error("inconsistent snapshot; node keeps its last config", "node", w.NodeID(), "error", err)
-			continue
-		}
-		if err := s.cache.SetSnapshot(ctx, w.NodeID(), snap); err != nil {
-			s.opts.Logger.Error("set snapshot", "node", w.NodeID(), "error", err)
-			continue
-		}
-		live[w.NodeID()] = true
 	}
+	memo := newHashMemo()
+	workers := min(runtime.GOMAXPROCS(0), max(1, len(nodes)/64))
+	var (
+		wg   sync.WaitGroup
+		next atomic.Int64
+		mu   sync.Mutex
+		live = make(map[string]bool, len(nodes))
+	)
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(nodes) {
+					return
+				}
+				w := nodes[i]
+				snap, err := memo.snapshot(gen.ForNode(w))
+				if err != nil {
+					s.opts.Logger.Error("inconsistent snapshot; node keeps its last config", "node", w.NodeID(), "error", err)
+					continue
+				}
+				if err := s.cache.SetSnapshot(ctx, w.NodeID(), snap); err != nil {
+					s.opts.Logger.Error("set snapshot", "node", w.NodeID(), "error", err)
+					continue
+				}
+				mu.Lock()
+				live[w.NodeID()] = true
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
 	s.mu.Lock()
 	for id := range s.pushed {
 		if !live[id] {
@@ -299,16 +330,86 @@ func copyMap(m map[string]string) map[string]string {
 	return out
 }
 
-// snapshot versions each type by a hash of its resources, so only changed
-// types are sent.
-func snapshot(res xdsconfig.Resources) (*cachev3.Snapshot, error) {
+// hashMemo remembers, for one push, the hash of every resource (resources
+// shared by many proxies are the same pointers) and the cache entry of
+// every resource list shared by all proxies. Safe for concurrent use.
+type hashMemo struct {
+	mu     sync.Mutex
+	hashes map[types.Resource]uint64
+	lists  map[listKey]cachev3.Resources
+}
+
+// listKey identifies a resource list by its backing array.
+type listKey struct {
+	first *types.Resource
+	n     int
+}
+
+func newHashMemo() *hashMemo {
+	return &hashMemo{hashes: map[types.Resource]uint64{}, lists: map[listKey]cachev3.Resources{}}
+}
+
+func (m *hashMemo) hash(r types.Resource) (uint64, error) {
+	m.mu.Lock()
+	h, ok := m.hashes[r]
+	m.mu.Unlock()
+	if ok {
+		return h, nil
+	}
+	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(r)
+	if err != nil {
+		return 0, err
+	}
+	f := fnv.New64a()
+	f.Write(b)
+	h = f.Sum64()
+	m.mu.Lock()
+	m.hashes[r] = h
+	m.mu.Unlock()
+	return h, nil
+}
+
+// resources returns the cache entry of a resource list: versioned by a hash
+// of its resources' hashes, so only changed types are sent.
+func (m *hashMemo) resources(items []types.Resource) (cachev3.Resources, error) {
+	var key listKey
+	if len(items) > 0 {
+		key = listKey{&items[0], len(items)}
+		m.mu.Lock()
+		r, ok := m.lists[key]
+		m.mu.Unlock()
+		if ok {
+			return r, nil
+		}
+	}
+	f := fnv.New64a()
+	var buf [8]byte
+	for _, r := range items {
+		h, err := m.hash(r)
+		if err != nil {
+			return cachev3.Resources{}, err
+		}
+		binary.LittleEndian.PutUint64(buf[:], h)
+		f.Write(buf[:])
+	}
+	res := cachev3.NewResources(hex.EncodeToString(f.Sum(nil)), items)
+	if key.first != nil {
+		m.mu.Lock()
+		m.lists[key] = res
+		m.mu.Unlock()
+	}
+	return res, nil
+}
+
+// snapshot builds a node's snapshot from its resources.
+func (m *hashMemo) snapshot(res xdsconfig.Resources) (*cachev3.Snapshot, error) {
 	snap := &cachev3.Snapshot{}
 	for typ, items := range res {
-		v, err := hashResources(items)
+		r, err := m.resources(items)
 		if err != nil {
 			return nil, err
 		}
-		snap.Resources[cachev3.GetResponseType(typ)] = cachev3.NewResources(v, items)
+		snap.Resources[cachev3.GetResponseType(typ)] = r
 	}
 	for _, typ := range []resource.Type{resource.ListenerType, resource.RouteType, resource.ClusterType, resource.EndpointType, resource.SecretType} {
 		if _, ok := res[typ]; !ok {
@@ -319,18 +420,4 @@ func snapshot(res xdsconfig.Resources) (*cachev3.Snapshot, error) {
 		return nil, err
 	}
 	return snap, nil
-}
-
-func hashResources(items []types.Resource) (string, error) {
-	h := fnv.New64a()
-	opts := proto.MarshalOptions{Deterministic: true}
-	for _, r := range items {
-		b, err := opts.Marshal(r)
-		if err != nil {
-			return "", err
-		}
-		h.Write(b)
-		h.Write([]byte{0})
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }
