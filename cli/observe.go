@@ -163,7 +163,7 @@ func printStat(w io.Writer, rep *telemetry.Report, service, output string) error
 			fmt.Fprintln(tw)
 			fmt.Fprintln(tw, "FROM\tTO\tRPS\tSUCCESS\tP99\tMTLS")
 			for _, e := range rep.Edges {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", e.Source, e.Destination, rps(e.RPS), pct(e.SuccessRate), ms(e.P99MS), pct(e.MTLSShare))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", edgeSource(e), e.Destination, rps(e.RPS), pct(e.SuccessRate), ms(e.P99MS), pct(e.MTLSShare))
 			}
 		}
 	}
@@ -175,6 +175,14 @@ func printStat(w io.Writer, rep *telemetry.Report, service, output string) error
 		}
 	}
 	return tw.Flush()
+}
+
+// edgeSource is the client of an edge: namespace/app and its version.
+func edgeSource(e telemetry.EdgeStats) string {
+	if e.SourceVersion == "" {
+		return e.Source
+	}
+	return e.Source + " " + e.SourceVersion
 }
 
 func rps(f float64) string { return strconv.FormatFloat(f, 'f', 1, 64) }
@@ -238,7 +246,7 @@ func runTop(ctx context.Context, c *Client, w io.Writer, window, every time.Dura
 				tw := tabwriter.NewWriter(w, 0, 4, 3, ' ', 0)
 				fmt.Fprintln(tw, "FROM\tTO\tRPS\tSUCCESS\tP99\tMTLS")
 				for _, e := range rep.Edges {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", e.Source, e.Destination, rps(e.RPS), pct(e.SuccessRate), ms(e.P99MS), pct(e.MTLSShare))
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", edgeSource(e), e.Destination, rps(e.RPS), pct(e.SuccessRate), ms(e.P99MS), pct(e.MTLSShare))
 				}
 				tw.Flush()
 			}

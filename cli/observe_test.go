@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -15,7 +16,7 @@ import (
 
 func statFixture() *telemetry.Report {
 	tr := func(req uint64, rps, succ, p50, p95, p99, mtls float64) telemetry.Traffic {
-		return telemetry.Traffic{Requests: req, RPS: rps, SuccessRate: succ, P50MS: p50, P95MS: p95, P99MS: p99, MTLSShare: mtls}
+		return telemetry.Traffic{Requests: req, Success: uint64(math.Round(float64(req) * succ)), RPS: rps, SuccessRate: succ, P50MS: p50, P95MS: p95, P99MS: p99, MTLSShare: mtls}
 	}
 	return &telemetry.Report{
 		Window: "1m0s",
@@ -30,7 +31,10 @@ func statFixture() *telemetry.Report {
 		},
 		Edges: []telemetry.EdgeStats{
 			{Source: "shop/loadgen", Destination: "catalog.shop", Traffic: tr(900, 15, 1, 1, 8, 20, 1)},
-			{Source: "shop/web", Destination: "catalog.shop", Traffic: tr(300, 5, 0.98, 1.5, 9, 30, 1)},
+			{Source: "shop/web", SourceVersion: "v1", Destination: "catalog.shop", Traffic: tr(300, 5, 0.98, 1.5, 9, 30, 1), Versions: []telemetry.VersionStats{
+				{Version: "v1", Traffic: tr(270, 4.5, 0.98, 1.5, 9, 30, 1), Share: 0.9},
+				{Version: "v2", Traffic: tr(30, 0.5, 0.98, 1.5, 9, 30, 1), Share: 0.1},
+			}},
 		},
 		Workloads: []telemetry.WorkloadStats{{Workload: "shop/catalog-v1", Traffic: tr(1080, 18, 1, 0.9, 6, 18, 1)}},
 	}
@@ -72,8 +76,7 @@ func TestStatAndTapAgainstAPI(t *testing.T) {
 
 	var out, errOut bytes.Buffer
 	root := NewRoot(&out, &errOut)
-	root.AddCommand(newStatCmd(&globals{server: srv.URL, out: &out, errOut: &errOut}))
-	root.SetArgs([]string{"stat", "--window", "10s"})
+	root.SetArgs([]string{"--server", srv.URL, "stat", "--window", "10s"})
 	if err := root.Execute(); err != nil {
 		t.Fatal(err)
 	}

@@ -36,6 +36,9 @@ configures them over xDS.
   weft run [flags] -- APP      run APP with a sidecar proxy
   weft apply -f FILE           apply Services and HTTPRoutes
   weft get KIND [NAME]         show resources, workloads or proxies
+  weft stat [SERVICE]          traffic per service: RPS, success, latency, mTLS
+  weft top                     the same, live
+  weft tap SERVICE             a sample of live requests
   weft demo                    run a whole demo mesh on this machine`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
@@ -58,6 +61,9 @@ configures them over xDS.
 		newTokenCmd(g),
 		newCertsCmd(g),
 		newCACmd(g),
+		newStatCmd(g),
+		newTopCmd(g),
+		newTapCmd(g),
 		&cobra.Command{
 			Use:   "version",
 			Short: "Print the version",

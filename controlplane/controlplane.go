@@ -29,6 +29,7 @@ import (
 	"github.com/weftmesh/weft/controlplane/registry"
 	"github.com/weftmesh/weft/controlplane/store"
 	"github.com/weftmesh/weft/controlplane/store/bolt"
+	"github.com/weftmesh/weft/controlplane/telemetry"
 	"github.com/weftmesh/weft/controlplane/token"
 	"github.com/weftmesh/weft/controlplane/xds"
 )
@@ -60,7 +61,10 @@ type Options struct {
 	// Grace keeps a disconnected workload's endpoints (registry.DefaultGrace).
 	Grace    time.Duration
 	Debounce time.Duration
-	Logger   *slog.Logger
+	// TelemetryWindow is how much traffic history `weft stat` can see
+	// (telemetry.DefaultWindow).
+	TelemetryWindow time.Duration
+	Logger          *slog.Logger
 	// Ready, if set, is called once the listeners are bound.
 	Ready func(Addresses)
 }
@@ -208,13 +212,54 @@ func Run(ctx context.Context, opts Options) error {
 		apiLis.Close()
 		return fmt.Errorf("control plane: issuer listener: %w (is another control plane running? choose another address with --issuer-addr)", err)
 	}
-	issSrv := &http.Server{Handler: iss, ReadHeaderTimeout: 10 * time.Second,
+	// The proxies push their counters to the issuer's listener, with the
+	// same mutual TLS as a renewal; the peer is verified against the
+	// current bundle as the xDS server does.
+	tel := telemetry.New(telemetry.Options{
+		Window: opts.TelemetryWindow,
+		PeerIdentity: func(r *http.Request) (string, string, error) {
+			if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
+				return "", "", errors.New("a mesh client certificate is required")
+			}
+			raw := make([][]byte, 0, len(r.TLS.PeerCertificates))
+			for _, c := range r.TLS.PeerCertificates {
+				raw = append(raw, c.Raw)
+			}
+			id, err := verifyMeshPeer(authority, raw)
+			if err != nil {
+				return "", "", err
+			}
+			ns, sa, ok := issuer.ParseWorkloadID(id)
+			if !ok {
+				return "", "", fmt.Errorf("%s is not a workload identity", id)
+			}
+			return ns, sa, nil
+		},
+		Workloads: func() []telemetry.Workload {
+			list := reg.List()
+			out := make([]telemetry.Workload, 0, len(list))
+			for _, w := range list {
+				out = append(out, telemetry.Workload{Name: w.Name, Namespace: w.Namespace, Labels: w.Labels})
+			}
+			return out
+		},
+		Logger: log.With("component", "telemetry"),
+	})
+	issMux := http.NewServeMux()
+	issMux.Handle(telemetry.PushPath, tel.PushHandler())
+	issMux.Handle("/", iss)
+	issSrv := &http.Server{Handler: issMux, ReadHeaderTimeout: 10 * time.Second,
 		TLSConfig: serving.serverTLS(false, []string{"http/1.1"})}
 
 	g := grpc.NewServer(
 		grpc.Creds(credentials.NewTLS(serving.serverTLS(true, []string{"h2"}))),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+		// Every proxy holds one stream open: per-connection buffers are
+		// the control plane's memory (32 KiB each way by default: 640 MB
+		// at 10,000 proxies). Config pushes are rare and small.
+		grpc.ReadBufferSize(8<<10),
+		grpc.WriteBufferSize(8<<10),
 	)
 	xdsServer.Register(g)
 	api := &http.Server{
@@ -223,6 +268,7 @@ func Run(ctx context.Context, opts Options) error {
 			Identity: &apiserver.Identity{CA: authority, Tokens: tokens, Issuer: iss,
 				IssuerAddr: issLis.Addr().String(), XDSAddr: xdsLis.Addr().String()},
 			OnBundleChange: func() { serving.reissue(); xdsServer.Trigger() },
+			Telemetry:      tel.APIHandler(),
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 	}

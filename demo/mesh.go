@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,7 +23,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/weftmesh/weft/proxy/stats"
+	"github.com/weftmesh/weft/controlplane/telemetry"
 )
 
 //go:embed config/*.yaml
@@ -218,41 +219,69 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	}
 	fmt.Fprintf(out, "Traffic flows. Sending %d req/s to web.shop through the load generator's sidecar; Ctrl-C stops.\n", o.RPS)
 
+	// The table comes from the control plane's aggregation of the
+	// sidecars' pushes (GET /v1/stats): wait until every sidecar reports,
+	// so the first push (a baseline) is behind us.
+	stats := &statsClient{base: "http://" + api, c: &http.Client{Timeout: 5 * time.Second}}
+	if err := stats.waitReporting(ctx, len(members), 20*time.Second); err != nil {
+		return nil, fmt.Errorf("the sidecars do not report to the control plane (see the logs in %s): %w", dir, err)
+	}
+	fmt.Fprintf(out, "Every sidecar reports its traffic to the control plane (weft stat, weft top, weft tap).\n")
+
 	runCtx := ctx
 	if o.For > 0 {
 		var cancel context.CancelFunc
 		runCtx, cancel = context.WithTimeout(ctx, o.For)
 		defer cancel()
 	}
-	base := collect()
 	lg := startLoad(runCtx, entry, o.RPS)
 	tick := time.NewTicker(o.Interval)
 	defer tick.Stop()
-	prev := base
-	prevAt := time.Now()
-	begin := prevAt
+	begin := time.Now()
+	window := o.Interval.Round(time.Second)
+	if window < time.Second {
+		window = time.Second
+	}
 loop:
 	for {
 		select {
 		case <-runCtx.Done():
 			break loop
 		case <-tick.C:
-			cur := collect()
-			now := time.Now()
-			fmt.Fprintf(out, "\n[%s] traffic in the last %s, as the sidecars counted it\n", since(begin), now.Sub(prevAt).Round(time.Second))
-			printTable(out, rows(prev, cur, now.Sub(prevAt)))
-			prev, prevAt = cur, now
+			fmt.Fprintf(out, "\n[%s] traffic in the last %s, as the sidecars reported it to the control plane\n", since(begin), window)
+			rep, err := stats.get(ctx, window)
+			if err != nil {
+				fmt.Fprintf(out, "  (cannot read the control plane's stats: %v)\n", err)
+				continue
+			}
+			printTable(out, rows(rep, window))
 		}
 	}
 	lg.wait()
-	final := collect()
-	sum := &Summary{Edges: rows(base, final, time.Since(begin))}
+	ran := time.Since(begin)
+	// The sidecars push every 2 s (±20 %): wait for the last pushes.
+	select {
+	case <-ctx.Done():
+	case <-time.After(pushSettle):
+	}
+	rep, err := stats.get(context.WithoutCancel(ctx), ran+pushSettle+time.Second)
+	if err != nil {
+		return nil, fmt.Errorf("reading the control plane's stats: %w", err)
+	}
+	counted := ran
+	if w, err := time.ParseDuration(rep.Window); err == nil && w < ran {
+		counted = w
+	}
+	sum := &Summary{Edges: rows(rep, counted)}
 	sum.Requests, sum.Success = lg.sent.Load(), lg.ok.Load()
 	fmt.Fprintf(out, "\nSummary after %s: the load generator sent %d requests, %d succeeded (%.1f%%)\n",
-		since(begin), sum.Requests, sum.Success, pct(sum.Success, sum.Requests))
+		ran.Round(100*time.Millisecond), sum.Requests, sum.Success, pct(sum.Success, sum.Requests))
+	if counted < ran {
+		fmt.Fprintf(out, "Traffic of the last %s (the control plane keeps %s):\n", rep.Window, rep.Window)
+	}
 	printTable(out, sum.Edges)
 	printSplit(out, sum.Edges)
-	sum.Retries = retrySummary(base, final)
+	sum.Retries = retrySummary(rep)
 	printRetries(out, sum.Retries, sum.Edges)
 	mtls := 0
 	for _, r := range sum.Edges {
@@ -478,27 +507,77 @@ func startLoad(ctx context.Context, url string, rps int) *load {
 	return l
 }
 
-// sample is every proxy's outbound edges at one moment, and under
-// inboundKey+workload its inbound edges.
-type sample map[string][]stats.Edge // workload → edges
+// pushSettle is how long the sidecars take to push what they counted
+// (every 2 s, ±20 %).
+const pushSettle = 3 * time.Second
 
-const inboundKey = "inbound/"
+// statsClient reads the control plane's traffic view.
+type statsClient struct {
+	base string
+	c    *http.Client
+}
 
-// retrySummary is what the reviews app answered between two samples.
-func retrySummary(prev, cur sample) AppFailures {
+// get reads GET /v1/stats over the last window.
+func (s *statsClient) get(ctx context.Context, window time.Duration) (*telemetry.Report, error) {
+	var rep telemetry.Report
+	if err := s.getJSON(ctx, "/v1/stats?window="+url.QueryEscape(window.String()), &rep); err != nil {
+		return nil, err
+	}
+	return &rep, nil
+}
+
+func (s *statsClient) getJSON(ctx context.Context, path string, v any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.base+path, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := s.c.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
+		return fmt.Errorf("GET %s: %s: %s", path, resp.Status, strings.TrimSpace(string(b)))
+	}
+	return json.NewDecoder(resp.Body).Decode(v)
+}
+
+// waitReporting waits until n sidecars have pushed (they are then
+// Prometheus targets of the control plane).
+func (s *statsClient) waitReporting(ctx context.Context, n int, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	got := 0
+	for time.Now().Before(deadline) {
+		var groups []telemetry.TargetGroup
+		if err := s.getJSON(ctx, "/v1/prometheus/targets", &groups); err == nil {
+			if got = len(groups); got >= n {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("%d of %d sidecars reported in %s", got, n, timeout)
+}
+
+// retrySummary is what the flaky app answered, as its own sidecar
+// reported it (inbound, before the callers' retries).
+func retrySummary(rep *telemetry.Report) AppFailures {
 	var f AppFailures
 	for _, m := range members {
 		if m.errorRate == 0 {
 			continue
 		}
 		f.Service = m.service + "." + namespace
-		for _, e := range cur[inboundKey+m.workload] {
-			f.Requests += e.Requests
-			f.Failed += e.Requests - e.Success
-		}
-		for _, e := range prev[inboundKey+m.workload] {
-			f.Requests -= e.Requests
-			f.Failed -= e.Requests - e.Success
+		for _, w := range rep.Workloads {
+			if w.Workload == namespace+"/"+m.workload {
+				f.Requests += w.Requests
+				f.Failed += w.Requests - w.Success
+			}
 		}
 	}
 	return f
@@ -524,69 +603,37 @@ func printRetries(w io.Writer, f AppFailures, rows []Row) {
 		f.Service, f.Failed, f.Requests, pct(f.Failed, f.Requests), 100*ok/n)
 }
 
-func collect() sample {
-	s := sample{}
-	c := &http.Client{Timeout: 2 * time.Second}
+// sourceName names an edge's client as the demo's members do: the
+// workload without its instance suffix (catalog-v1), else the app.
+func sourceName(e telemetry.EdgeStats) string {
+	_, app, _ := strings.Cut(e.Source, "/")
 	for _, m := range members {
-		resp, err := c.Get("http://" + m.ip + ":15000/stats/edges")
-		if err != nil {
-			continue
+		if m.service == app && m.version == e.SourceVersion {
+			return strings.TrimSuffix(m.workload, "-1")
 		}
-		var body struct {
-			Edges []stats.Edge `json:"edges"`
-		}
-		if json.NewDecoder(resp.Body).Decode(&body) == nil {
-			for _, e := range body.Edges {
-				switch e.Direction {
-				case "outbound":
-					s[m.workload] = append(s[m.workload], e)
-				case "inbound":
-					s[inboundKey+m.workload] = append(s[inboundKey+m.workload], e)
-				}
-			}
-		}
-		resp.Body.Close()
 	}
-	return s
+	return app
 }
 
-// rows turns the difference between two samples into table rows.
-func rows(prev, cur sample, window time.Duration) []Row {
+// rows turns the control plane's edges into table rows: one per client,
+// destination and version that served; RPS over window.
+func rows(rep *telemetry.Report, window time.Duration) []Row {
 	var out []Row
-	totals := map[string]uint64{}
-	for src, edges := range cur {
-		for _, e := range edges {
-			var before stats.Edge
-			for _, p := range prev[src] {
-				if p.Service == e.Service && p.Version == e.Version && p.MTLS == e.MTLS {
-					before = p
-				}
-			}
-			n := e.Requests - before.Requests
-			if n == 0 {
+	for _, e := range rep.Edges {
+		for _, v := range e.Versions {
+			if v.Requests == 0 {
 				continue
 			}
-			buckets := make([]uint64, len(e.Buckets))
-			for i := range buckets {
-				buckets[i] = e.Buckets[i]
-				if i < len(before.Buckets) {
-					buckets[i] -= before.Buckets[i]
-				}
-			}
-			src := strings.TrimSuffix(src, "-1")
 			out = append(out, Row{
-				Source: src, Dest: e.Service, Version: e.Version, Requests: n,
-				Success: pct(e.Success-before.Success, n),
-				RPS:     float64(n) / window.Seconds(),
-				P50:     stats.Quantile(buckets, 0.5),
-				P99:     stats.Quantile(buckets, 0.99),
-				MTLS:    e.MTLS,
+				Source: sourceName(e), Dest: e.Destination, Version: v.Version, Requests: v.Requests,
+				Success: 100 * float64(v.Success) / float64(v.Requests),
+				RPS:     float64(v.Requests) / window.Seconds(),
+				P50:     v.P50MS,
+				P99:     v.P99MS,
+				Share:   100 * v.Share,
+				MTLS:    v.MTLSShare == 1,
 			})
-			totals[src+">"+e.Service] += n
 		}
-	}
-	for i := range out {
-		out[i].Share = pct(out[i].Requests, totals[out[i].Source+">"+out[i].Dest])
 	}
 	sort.Slice(out, func(i, j int) bool {
 		a, b := out[i], out[j]

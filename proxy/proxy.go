@@ -30,14 +30,18 @@ import (
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
 	"github.com/weftmesh/weft/api/xdsmeta"
+	"github.com/weftmesh/weft/proxy/accesslog"
 	"github.com/weftmesh/weft/proxy/admin"
 	"github.com/weftmesh/weft/proxy/balancer"
 	"github.com/weftmesh/weft/proxy/enroll"
 	"github.com/weftmesh/weft/proxy/forward"
 	"github.com/weftmesh/weft/proxy/identity"
 	"github.com/weftmesh/weft/proxy/listener"
+	"github.com/weftmesh/weft/proxy/metrics"
 	"github.com/weftmesh/weft/proxy/snapshot"
 	"github.com/weftmesh/weft/proxy/stats"
+	"github.com/weftmesh/weft/proxy/telemetry"
+	"github.com/weftmesh/weft/proxy/tracing"
 	"github.com/weftmesh/weft/proxy/xdsclient"
 	"github.com/weftmesh/weft/proxy/xdsresource"
 )
@@ -86,6 +90,17 @@ type Options struct {
 	CARoots     []*x509.Certificate
 	// Issuer is the control plane's certificate issuer (host:port).
 	Issuer string
+
+	// AccessLog is where the access log goes ("-" for stdout); "" : off.
+	// AccessLogFields chooses and orders its fields (all if empty).
+	AccessLog       string
+	AccessLogFields []string
+	// Tracing, when its Endpoint is set, exports spans there whatever the
+	// xDS config says (a workload outside a configured mesh).
+	Tracing TracingOverride
+	// TelemetryInterval is how often counters are pushed to the control
+	// plane (default 2s).
+	TelemetryInterval time.Duration
 }
 
 // Proxy is a running sidecar. Its methods are safe for concurrent use.
@@ -101,6 +116,13 @@ type Proxy struct {
 	source    *identity.Source
 	rotator   *identity.Rotator
 	enroller  *enroll.Client
+
+	// Observability: self is this proxy's workload in every label.
+	self      metrics.Peer
+	metrics   *metrics.Metrics
+	accessLog *accesslog.Logger
+	tracers   tracers
+	pusher    *telemetry.Pusher
 
 	// res is the accepted resources; only the xDS handler touches it.
 	res snapshot.Resources
@@ -158,6 +180,9 @@ func New(opts Options) (*Proxy, error) {
 	if opts.Issuer == "" {
 		errs = append(errs, "--issuer is required (the control plane's certificate issuer, e.g. 127.0.0.1:15012)")
 	}
+	if r := opts.Tracing.SampleRate; !(r >= 0 && r <= 1) {
+		errs = append(errs, "--tracing-sample-rate must be between 0 and 1")
+	}
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("proxy: %s", strings.Join(errs, "; "))
 	}
@@ -184,6 +209,40 @@ func New(opts Options) (*Proxy, error) {
 	if p.source, err = identity.NewSource(td); err != nil {
 		return nil, fmt.Errorf("proxy: %w", err)
 	}
+	p.enroller, err = enroll.New(enroll.Options{Issuer: opts.Issuer, Workload: opts.Workload, Token: opts.Token,
+		Pin: opts.CAPin, Roots: opts.CARoots, Source: p.source, TrustDomain: td})
+	if err != nil {
+		return nil, fmt.Errorf("proxy: %w", err)
+	}
+	p.self = metrics.Peer{Workload: opts.Workload, Namespace: opts.Namespace, Principal: id.String(), Version: opts.Labels["version"]}
+	p.metrics = metrics.New(p.self, metrics.Options{})
+	if opts.AccessLog != "" {
+		if p.accessLog, err = accesslog.New(accesslog.Options{Path: opts.AccessLog, Fields: opts.AccessLogFields}); err != nil {
+			return nil, fmt.Errorf("proxy: --access-log: %w", err)
+		}
+	}
+	if o := opts.Tracing; o.Endpoint != "" {
+		tr, err := p.newTracer(o.Protocol, o.Endpoint, 0, o.SampleRate, "")
+		if err != nil {
+			p.closeObservers()
+			return nil, fmt.Errorf("proxy: --tracing-endpoint: %w", err)
+		}
+		p.tracers.cur.Store(tr)
+	}
+
+	// Counters and tap samples go to the control plane's issuer, over
+	// mutual TLS with the SVID (pushing starts after the first one).
+	p.pusher = telemetry.New(telemetry.Options{
+		URL:       "https://" + opts.Issuer + telemetry.Path,
+		TLS:       p.source.ClientConfig(identity.ClientOptions{AllowedIDs: []spiffeid.ID{p.enroller.ControlPlaneID()}}),
+		Stats:     p.stats,
+		Workload:  opts.Workload,
+		Namespace: opts.Namespace,
+		Labels:    opts.Labels,
+		AdminAddr: p.AdminAddr,
+		Interval:  opts.TelemetryInterval,
+		Logger:    opts.Logger.With("component", "telemetry"),
+	})
 	p.listeners = listener.NewPool(listener.Options{
 		Logger: opts.Logger.With("component", "listener"),
 		TLS: func(alpn []string) *tls.Config {
@@ -195,9 +254,14 @@ func New(opts Options) (*Proxy, error) {
 		},
 	})
 	p.fwd = forward.New(forward.Options{
-		Snapshot: p.current.Load,
-		Stats:    p.stats,
-		Logger:   opts.Logger.With("component", "forward"),
+		Snapshot:  p.current.Load,
+		Stats:     p.stats,
+		Logger:    opts.Logger.With("component", "forward"),
+		Metrics:   p.metrics,
+		AccessLog: p.accessLog,
+		Tracer:    p.tracers.cur.Load,
+		Telemetry: p.pusher,
+		Self:      p.self,
 		ClientTLS: func(allowed, alpn []string) *tls.Config {
 			ids := make([]spiffeid.ID, 0, len(allowed))
 			for _, a := range allowed {
@@ -208,11 +272,6 @@ func New(opts Options) (*Proxy, error) {
 			return p.source.ClientConfig(identity.ClientOptions{AllowedIDs: ids, NextProtos: alpn})
 		},
 	})
-	p.enroller, err = enroll.New(enroll.Options{Issuer: opts.Issuer, Workload: opts.Workload, Token: opts.Token,
-		Pin: opts.CAPin, Roots: opts.CARoots, Source: p.source, TrustDomain: td})
-	if err != nil {
-		return nil, fmt.Errorf("proxy: %w", err)
-	}
 	p.rotator, err = identity.NewRotator(identity.RotatorOptions{
 		Source: p.source,
 		ID:     id,
@@ -229,6 +288,7 @@ func New(opts Options) (*Proxy, error) {
 		Logger: opts.Logger.With("component", "identity"),
 	})
 	if err != nil {
+		p.closeObservers()
 		return nil, fmt.Errorf("proxy: %w", err)
 	}
 	client, err := xdsclient.New(xdsclient.Options{
@@ -239,6 +299,7 @@ func New(opts Options) (*Proxy, error) {
 		Logger:  opts.Logger.With("component", "xds"),
 	})
 	if err != nil {
+		p.closeObservers()
 		return nil, fmt.Errorf("proxy: %w", err)
 	}
 	p.client = client
@@ -293,6 +354,12 @@ func (p *Proxy) Snapshot() *snapshot.Snapshot { return p.current.Load() }
 // Stats returns the proxy's traffic counters.
 func (p *Proxy) Stats() *stats.Stats { return p.stats }
 
+// Metrics returns the proxy's Prometheus metrics.
+func (p *Proxy) Metrics() *metrics.Metrics { return p.metrics }
+
+// Tracer returns the current tracer (nil while tracing is off).
+func (p *Proxy) Tracer() *tracing.Tracer { return p.tracers.cur.Load() }
+
 // AdminAddr returns the bound admin address ("" if none).
 func (p *Proxy) AdminAddr() string {
 	if p.adminLn == nil {
@@ -317,6 +384,7 @@ func (p *Proxy) Start() error {
 			XDS:       func() any { return p.client.Status() },
 			Listeners: p.listeners.Addrs,
 			Identity:  p.identityStatus,
+			Metrics:   p.metrics.Handler(),
 		}), ReadHeaderTimeout: 10 * time.Second}
 		p.servers = append(p.servers, srv)
 		go srv.Serve(ln)
@@ -391,6 +459,11 @@ func (p *Proxy) Run(ctx context.Context, drainTimeout time.Duration) error {
 	sid, notAfter, _ := p.source.SVID()
 	p.log.Info("certificate obtained", "id", sid.String(), "expires", notAfter)
 	go p.rotator.Run(ctx)
+	go p.pollHealth(ctx)
+	pushCtx, stopPush := context.WithCancel(ctx)
+	pushDone := make(chan struct{})
+	go func() { defer close(pushDone); p.pusher.Run(pushCtx) }()
+	defer func() { stopPush(); <-pushDone }()
 	p.client.Subscribe(xdsresource.ClusterType, nil)
 	p.client.Subscribe(xdsresource.ListenerType, nil)
 	p.client.Subscribe(xdsresource.SecretType, []string{xdsmeta.TrustBundleSecret})
@@ -414,12 +487,37 @@ func (p *Proxy) Shutdown(timeout time.Duration) {
 		}
 	}
 	p.fwd.Close()
+	p.closeObservers()
+}
+
+// closeObservers writes out the access log and the spans still queued.
+// Safe to call more than once.
+func (p *Proxy) closeObservers() {
+	if err := p.accessLog.Close(); err != nil {
+		p.log.Warn("access log", "error", err)
+	}
+	if tr := p.tracers.cur.Swap(nil); tr != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := tr.Shutdown(ctx); err != nil {
+			p.log.Warn("tracing: spans lost at shutdown", "error", err)
+		}
+	}
 }
 
 // OnResources implements xdsclient.Handler: decode and validate every
 // resource; any error rejects the whole response (NACK) and the last good
 // config keeps serving.
 func (p *Proxy) OnResources(typeURL, version string, resources [][]byte) error {
+	if err := p.onResources(typeURL, version, resources); err != nil {
+		p.metrics.NACK(typeShort(typeURL))
+		return err
+	}
+	p.metrics.SetConfigVersion(typeShort(typeURL), version)
+	return nil
+}
+
+func (p *Proxy) onResources(typeURL, version string, resources [][]byte) error {
 	next := p.res
 	switch typeURL {
 	case xdsresource.ListenerType:
@@ -503,6 +601,7 @@ func (p *Proxy) OnResources(typeURL, version string, resources [][]byte) error {
 	}
 	p.current.Store(snap)
 	p.fwd.Retain(snap)
+	p.observeSnapshot(&next, snap)
 	p.res = next
 	p.received[typeURL] = true
 

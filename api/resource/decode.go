@@ -94,10 +94,15 @@ func DecodeJSON(data []byte) (Object, error) {
 
 // Default fills in the defaults of an object in place.
 func Default(o Object) {
+	k, err := KindOf(o)
 	if o.GetNamespace() == "" {
-		o.SetNamespace(DefaultNamespace)
+		if err == nil {
+			o.SetNamespace(k.DefaultNamespace())
+		} else {
+			o.SetNamespace(DefaultNamespace)
+		}
 	}
-	if k, err := KindOf(o); err == nil {
+	if err == nil {
 		o.GetObjectKind().SetGroupVersionKind(gvk(k))
 		k.setDefaults(o)
 	}

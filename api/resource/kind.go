@@ -39,6 +39,9 @@ type Kind struct {
 	validate func(Object) error
 	// setDefaults fills in defaults.
 	setDefaults func(Object)
+	// defaultNamespace replaces DefaultNamespace for objects of the kind
+	// that name none (mesh-wide kinds live in weft-system).
+	defaultNamespace string
 }
 
 var kinds = []*Kind{
@@ -97,6 +100,25 @@ var kinds = []*Kind{
 		validate:    func(o Object) error { return validateMTLSPolicy(o.(*v1alpha1.MTLSPolicy)) },
 		setDefaults: func(o Object) {},
 	},
+	{
+		Name:             "MeshConfig",
+		Plural:           "meshconfigs",
+		Short:            []string{"meshconfig", "mesh"},
+		APIVersion:       v1alpha1.APIVersion,
+		New:              func() Object { return &v1alpha1.MeshConfig{} },
+		validate:         func(o Object) error { return validateMeshConfig(o.(*v1alpha1.MeshConfig)) },
+		setDefaults:      func(o Object) { defaultMeshConfig(o.(*v1alpha1.MeshConfig)) },
+		defaultNamespace: v1alpha1.MeshNamespace,
+	},
+}
+
+// DefaultNamespace is the namespace of an object of the kind that names
+// none.
+func (k *Kind) DefaultNamespace() string {
+	if k.defaultNamespace != "" {
+		return k.defaultNamespace
+	}
+	return DefaultNamespace
 }
 
 // Kinds returns every kind Weft knows, in a stable order.
@@ -162,6 +184,8 @@ func kindName(o Object) string {
 		return "TCPRoute"
 	case *v1alpha1.TrafficPolicy:
 		return "TrafficPolicy"
+	case *v1alpha1.MeshConfig:
+		return "MeshConfig"
 	}
 	return fmt.Sprintf("%T", o)
 }

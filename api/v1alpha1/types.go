@@ -252,3 +252,55 @@ type FaultAbort struct {
 	// Percent is 0-100, decimals allowed (default 100).
 	Percent *float64 `json:"percent,omitempty"`
 }
+
+// MeshConfigName is the name of the mesh's one MeshConfig, which lives in
+// MeshNamespace.
+const MeshConfigName = "mesh"
+
+// OTLP protocols of MeshConfig's tracing exporter.
+const (
+	OTLPGRPC = "grpc"
+	OTLPHTTP = "http"
+)
+
+// MeshConfig holds the settings of the whole mesh. There is at most one,
+// named "mesh" in namespace weft-system. Each feature is one optional
+// section of its spec; an absent section leaves the feature off (or at its
+// defaults).
+type MeshConfig struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+	Spec              MeshConfigSpec `json:"spec"`
+}
+
+// MeshConfigSpec is the mesh-wide settings, one section per feature.
+type MeshConfigSpec struct {
+	// Tracing turns on distributed tracing in every sidecar.
+	Tracing *Tracing `json:"tracing,omitempty"`
+}
+
+// Tracing is where and how much the sidecars trace.
+type Tracing struct {
+	// SampleRate is the percentage (0-100) of traces started without a
+	// sampling decision that are sampled; a decision that arrives with the
+	// request is respected. Default 1.
+	SampleRate *float64 `json:"sampleRate,omitempty"`
+	// OTLP is the receiver spans are exported to.
+	OTLP OTLPExporter `json:"otlp"`
+	// ServiceName is the service.name of the sidecars' spans (default: the
+	// workload's app label, else its name).
+	ServiceName string `json:"serviceName,omitempty"`
+}
+
+// OTLPExporter is an OpenTelemetry protocol receiver.
+type OTLPExporter struct {
+	// Endpoint is HOST:PORT of the receiver (an OpenTelemetry Collector,
+	// Jaeger, Tempo...).
+	Endpoint string `json:"endpoint"`
+	// Protocol is grpc (default; port 4317 by convention) or http
+	// (OTLP/HTTP with protobuf; port 4318).
+	Protocol string `json:"protocol,omitempty"`
+	// Path is the OTLP/HTTP request path (default /v1/traces); only with
+	// protocol http.
+	Path string `json:"path,omitempty"`
+}

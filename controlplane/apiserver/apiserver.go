@@ -10,6 +10,8 @@
 //	GET    /v1/workloads                 registered workloads
 //	GET    /v1/proxies                   connected proxies and their xDS versions
 //	GET    /v1/problems                  what the last push could not honour
+//	GET    /v1/stats, /v1/tap            the traffic view (Options.Telemetry)
+//	GET    /v1/prometheus/targets        Prometheus service discovery (Options.Telemetry)
 //	GET    /healthz                      liveness
 //
 // Errors are JSON {"error": "...", "details": ["field: problem", ...]}.
@@ -70,7 +72,10 @@ type Options struct {
 	Identity *Identity
 	// OnBundleChange is called after the trusted roots change.
 	OnBundleChange func()
-	Logger         *slog.Logger
+	// Telemetry, when set, serves GET /v1/stats, /v1/tap and
+	// /v1/prometheus/targets (controlplane/telemetry's APIHandler).
+	Telemetry http.Handler
+	Logger    *slog.Logger
 }
 
 // Handler serves the API. It is safe for concurrent use.
@@ -91,6 +96,11 @@ func New(opts Options) *Handler {
 	h.mux.HandleFunc("GET /v1/proxies", h.proxies)
 	h.mux.HandleFunc("GET /v1/problems", h.problems)
 	h.registerIdentity()
+	if opts.Telemetry != nil {
+		for _, p := range []string{"GET /v1/stats", "GET /v1/tap", "GET /v1/prometheus/targets"} {
+			h.mux.Handle(p, opts.Telemetry)
+		}
+	}
 	h.mux.HandleFunc("GET /v1/{plural}", h.list)
 	h.mux.HandleFunc("GET /v1/{plural}/{namespace}/{name}", h.get)
 	h.mux.HandleFunc("PUT /v1/{plural}/{namespace}/{name}", h.put)

@@ -174,3 +174,37 @@ func TestRouteStatus(t *testing.T) {
 		t.Fatalf("policy condition: %v", c)
 	}
 }
+
+// TestTelemetryRoutes: the traffic view's paths reach Options.Telemetry,
+// and the resource routes are unchanged beside them.
+func TestTelemetryRoutes(t *testing.T) {
+	st, err := bolt.Open(filepath.Join(t.TempDir(), "db"), bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	tel := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "telemetry "+r.URL.Path) })
+	srv := httptest.NewServer(apiserver.New(apiserver.Options{Store: st, Workloads: noWorkloads{}, Proxies: noWorkloads{}, Telemetry: tel}))
+	defer srv.Close()
+	for _, p := range []string{"/v1/stats", "/v1/tap", "/v1/prometheus/targets"} {
+		resp, err := http.Get(srv.URL + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if string(b) != "telemetry "+p {
+			t.Errorf("GET %s = %q", p, b)
+		}
+	}
+	if code, m := do(t, "GET", srv.URL+"/v1/services", ""); code != 200 || m["items"] == nil {
+		t.Errorf("GET /v1/services = %d %v", code, m)
+	}
+	code, m := do(t, "PUT", srv.URL+"/v1/meshconfigs/weft-system/mesh", `{"apiVersion":"weft.dev/v1alpha1","kind":"MeshConfig","metadata":{"name":"mesh","namespace":"weft-system"},"spec":{"tracing":{"otlp":{"endpoint":"127.0.0.1:4317"}}}}`)
+	if code != 201 && code != 200 {
+		t.Errorf("PUT meshconfig = %d %v", code, m)
+	}
+	if code, m := do(t, "PUT", srv.URL+"/v1/meshconfigs/weft-system/other", `{"apiVersion":"weft.dev/v1alpha1","kind":"MeshConfig","metadata":{"name":"other","namespace":"weft-system"},"spec":{}}`); code != 422 {
+		t.Errorf("PUT meshconfig other = %d %v", code, m)
+	}
+}

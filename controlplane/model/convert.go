@@ -295,6 +295,10 @@ func FromObjects(objs []resource.Object, workloads []*Workload) (*State, error) 
 				p.Service = v.Spec.TargetRef.Name
 			}
 			st.MTLSPolicies = append(st.MTLSPolicies, p)
+		case *v1alpha1.MeshConfig:
+			if v.Name == v1alpha1.MeshConfigName && v.Namespace == v1alpha1.MeshNamespace {
+				st.Mesh = MeshFrom(v)
+			}
 		default:
 			return nil, fmt.Errorf("model: unsupported object %T", o)
 		}
@@ -555,4 +559,23 @@ func orInt(v *int32, def uint32) uint32 {
 		return def
 	}
 	return uint32(*v)
+}
+
+// MeshFrom converts a validated, defaulted MeshConfig.
+func MeshFrom(m *v1alpha1.MeshConfig) Mesh {
+	var out Mesh
+	if t := m.Spec.Tracing; t != nil {
+		tr := &Tracing{Endpoint: t.OTLP.Endpoint, Protocol: t.OTLP.Protocol, Path: t.OTLP.Path, ServiceName: t.ServiceName, SampleRate: 1}
+		if t.SampleRate != nil {
+			tr.SampleRate = *t.SampleRate
+		}
+		if tr.Protocol == "" {
+			tr.Protocol = OTLPGRPC
+		}
+		if tr.Protocol == OTLPHTTP && tr.Path == "" {
+			tr.Path = "/v1/traces"
+		}
+		out.Tracing = tr
+	}
+	return out
 }

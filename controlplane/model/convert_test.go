@@ -211,3 +211,27 @@ spec:
 		t.Errorf("got retry %+v budget %+v", p.Retry, p.Budget)
 	}
 }
+
+func TestMeshFrom(t *testing.T) {
+	objs, err := resource.DecodeYAML("t", []byte(`apiVersion: weft.dev/v1alpha1
+kind: MeshConfig
+metadata: {name: mesh}
+spec:
+  tracing:
+    otlp: {endpoint: "127.0.0.1:4318", protocol: http}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := model.FromObjects(objs, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := model.Tracing{SampleRate: 1, Endpoint: "127.0.0.1:4318", Protocol: model.OTLPHTTP, Path: "/v1/traces"}
+	if st.Mesh.Tracing == nil || *st.Mesh.Tracing != want {
+		t.Errorf("tracing = %+v, want %+v", st.Mesh.Tracing, want)
+	}
+	if st, _ := model.FromObjects(nil, nil); st.Mesh.Tracing != nil {
+		t.Error("tracing on without a MeshConfig")
+	}
+}

@@ -184,6 +184,8 @@ type State struct {
 	TCPRoutes       []*TCPRoute
 	TrafficPolicies []*TrafficPolicy
 	Workloads       []*Workload
+	// Mesh is the mesh-wide configuration (the MeshConfig; zero without).
+	Mesh Mesh
 	// TrustDomain of the mesh's SPIFFE IDs ("" disables mTLS generation).
 	TrustDomain string
 	// TrustBundle is the PEM of the mesh's trusted roots.
@@ -304,4 +306,30 @@ func less(ns1, n1, ns2, n2 string) bool {
 		return ns1 < ns2
 	}
 	return n1 < n2
+}
+
+// Mesh is the compiled MeshConfig: one field per feature, nil when the
+// feature is off.
+type Mesh struct {
+	Tracing *Tracing
+}
+
+// OTLP protocols.
+const (
+	OTLPGRPC = "grpc"
+	OTLPHTTP = "http"
+)
+
+// Tracing is where the sidecars export spans and how many traces they
+// start.
+type Tracing struct {
+	// SampleRate is the percentage (0-100) of new traces sampled.
+	SampleRate float64
+	// Endpoint is the OTLP receiver's HOST:PORT.
+	Endpoint string
+	// Protocol is OTLPGRPC or OTLPHTTP.
+	Protocol string
+	// Path is the OTLP/HTTP path (OTLPHTTP only).
+	Path        string
+	ServiceName string
 }

@@ -33,6 +33,9 @@ import (
 	"time"
 )
 
+// PushPath is where proxies POST their pushes (on the issuer's listener).
+const PushPath = "/v1/telemetry"
+
 // Defaults.
 const (
 	DefaultWindow     = 60 * time.Second
@@ -448,7 +451,9 @@ func (a *agg) add(b agg) {
 // Traffic is the traffic of a service, version, edge or workload over
 // the window.
 type Traffic struct {
-	Requests    uint64  `json:"requests"`
+	Requests uint64 `json:"requests"`
+	// Success counts the requests answered with a status below 500.
+	Success     uint64  `json:"success"`
 	RPS         float64 `json:"rps"`
 	SuccessRate float64 `json:"success_rate"` // 0..1; 0 with no requests
 	P50MS       float64 `json:"p50_ms"`
@@ -458,7 +463,7 @@ type Traffic struct {
 }
 
 func (a agg) traffic(window time.Duration) Traffic {
-	tr := Traffic{Requests: a.requests, RPS: float64(a.requests) / window.Seconds()}
+	tr := Traffic{Requests: a.requests, Success: a.success, RPS: float64(a.requests) / window.Seconds()}
 	if a.requests > 0 {
 		tr.SuccessRate = float64(a.success) / float64(a.requests)
 		tr.MTLSShare = float64(a.mtls) / float64(a.requests)
@@ -526,12 +531,17 @@ type VersionStats struct {
 	Share float64 `json:"share"`
 }
 
-// EdgeStats is traffic from one client workload (its app label, or its
-// name) to one service.
+// EdgeStats is traffic from one client (its app label, or its workload
+// name, and its version label) to one service, with the split over the
+// versions that served it.
 type EdgeStats struct {
-	Source      string `json:"source"` // namespace/app
-	Destination string `json:"destination"`
+	Source        string `json:"source"` // namespace/app
+	SourceVersion string `json:"source_version,omitempty"`
+	Destination   string `json:"destination"`
 	Traffic
+	// Versions are the destination versions that served this edge; Share
+	// is each one's part of the edge's requests.
+	Versions []VersionStats `json:"versions"`
 }
 
 // WorkloadStats is what one workload's proxy received (inbound, server
@@ -557,7 +567,8 @@ func (t *Telemetry) Stats(service string, window time.Duration) Report {
 
 	services := map[string]*agg{}
 	versions := map[[2]string]*agg{}
-	edges := map[[2]string]*agg{}
+	edges := map[[3]string]*agg{}
+	edgeVersions := map[[4]string]*agg{}
 	workloads := map[string]*agg{}
 	get := func(m map[string]*agg, k string) *agg {
 		if m[k] == nil {
@@ -567,7 +578,7 @@ func (t *Telemetry) Stats(service string, window time.Duration) Report {
 	}
 	t.mu.Lock()
 	for _, ps := range t.proxies {
-		src := ps.namespace + "/" + appOf(ps)
+		src, srcVersion := ps.namespace+"/"+appOf(ps), ps.labels["version"]
 		for id, r := range ps.series {
 			var a agg
 			r.sum(now, n, &a)
@@ -593,11 +604,16 @@ func (t *Telemetry) Stats(service string, window time.Duration) Report {
 				versions[vk] = &agg{}
 			}
 			versions[vk].add(a)
-			ek := [2]string{src, id.service}
+			ek := [3]string{src, srcVersion, id.service}
 			if edges[ek] == nil {
 				edges[ek] = &agg{}
 			}
 			edges[ek].add(a)
+			evk := [4]string{src, srcVersion, id.service, id.version}
+			if edgeVersions[evk] == nil {
+				edgeVersions[evk] = &agg{}
+			}
+			edgeVersions[evk].add(a)
 		}
 	}
 	t.mu.Unlock()
@@ -620,13 +636,29 @@ func (t *Telemetry) Stats(service string, window time.Duration) Report {
 	}
 	sort.Slice(rep.Services, func(i, j int) bool { return rep.Services[i].Service < rep.Services[j].Service })
 	for ek, a := range edges {
-		rep.Edges = append(rep.Edges, EdgeStats{Source: ek[0], Destination: ek[1], Traffic: a.traffic(window)})
+		e := EdgeStats{Source: ek[0], SourceVersion: ek[1], Destination: ek[2], Traffic: a.traffic(window), Versions: []VersionStats{}}
+		for evk, va := range edgeVersions {
+			if [3]string(evk[:3]) != ek {
+				continue
+			}
+			v := VersionStats{Version: evk[3], Traffic: va.traffic(window)}
+			if a.requests > 0 {
+				v.Share = float64(va.requests) / float64(a.requests)
+			}
+			e.Versions = append(e.Versions, v)
+		}
+		sort.Slice(e.Versions, func(i, j int) bool { return e.Versions[i].Version < e.Versions[j].Version })
+		rep.Edges = append(rep.Edges, e)
 	}
 	sort.Slice(rep.Edges, func(i, j int) bool {
-		if rep.Edges[i].Destination != rep.Edges[j].Destination {
-			return rep.Edges[i].Destination < rep.Edges[j].Destination
+		a, b := rep.Edges[i], rep.Edges[j]
+		if a.Destination != b.Destination {
+			return a.Destination < b.Destination
 		}
-		return rep.Edges[i].Source < rep.Edges[j].Source
+		if a.Source != b.Source {
+			return a.Source < b.Source
+		}
+		return a.SourceVersion < b.SourceVersion
 	})
 	for w, a := range workloads {
 		rep.Workloads = append(rep.Workloads, WorkloadStats{Workload: w, Traffic: a.traffic(window)})

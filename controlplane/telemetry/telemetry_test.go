@@ -77,8 +77,12 @@ func TestContractAndDeltas(t *testing.T) {
 	if s.RPS != 100.0/60 || s.P50MS <= 0 || s.P99MS < 30 || s.P99MS > 50 {
 		t.Errorf("rps/latency: %+v", s.Traffic)
 	}
-	if len(r.Edges) != 1 || r.Edges[0].Source != "shop/web" || r.Edges[0].Destination != "catalog.shop" {
+	if len(r.Edges) != 1 || r.Edges[0].Source != "shop/web" || r.Edges[0].SourceVersion != "v1" || r.Edges[0].Destination != "catalog.shop" {
 		t.Errorf("edges: %+v", r.Edges)
+	}
+	// The edge is split by the versions that served it, as the service is.
+	if e := r.Edges[0]; s.Success != 90 || e.Success != 90 || len(e.Versions) != 2 || e.Versions[1].Share != 0.1 || e.Versions[1].Requests != 10 {
+		t.Errorf("edge versions: %+v", e)
 	}
 	if len(r.Workloads) != 0 {
 		t.Errorf("workloads (filtered to catalog): %+v", r.Workloads)

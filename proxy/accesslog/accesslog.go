@@ -210,8 +210,11 @@ func (l *Logger) Dropped() uint64 { return l.dropped.Load() }
 func (l *Logger) Written() uint64 { return l.written.Load() }
 
 // Close writes what is queued, flushes, and closes a file it opened.
-// It returns the first write error, if any.
+// It returns the first write error, if any. Nil-safe.
 func (l *Logger) Close() error {
+	if l == nil {
+		return nil
+	}
 	var err error
 	l.once.Do(func() {
 		l.closed.Store(true)

@@ -9,6 +9,12 @@
 //	GET /stats/clusters  per upstream cluster: circuit-breaker overflows, retries, budget refusals, ejections, requests in flight
 //	GET /xds          xDS connection status, versions, ACK/NACK counts
 //	GET /identity     the proxy's SPIFFE ID, certificate serial and expiry, refused peers by reason
+//	GET /metrics      Prometheus metrics (text or OpenMetrics): requests, durations, sizes,
+//	                  TCP connections and bytes, xDS and certificate health, Go runtime
+//	                  (see docs/observability.md)
+//
+// /metrics is the one endpoint meant for a scraper elsewhere: bind the
+// admin listener where Prometheus can reach it only on a trusted network.
 package admin
 
 import (
@@ -29,6 +35,8 @@ type Options struct {
 	Listeners func() map[string]string
 	// Identity describes the proxy's certificate and refused peers.
 	Identity func() any
+	// Metrics serves GET /metrics; nil: not served.
+	Metrics http.Handler
 }
 
 // New returns the admin handler. Safe for concurrent use.
@@ -54,6 +62,9 @@ func New(o Options) http.Handler {
 		}
 		writeJSON(w, map[string]any{"clusters": out})
 	})
+	if o.Metrics != nil {
+		mux.Handle("GET /metrics", o.Metrics)
+	}
 	mux.HandleFunc("GET /identity", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, o.Identity()) })
 	mux.HandleFunc("GET /xds", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, o.XDS()) })
 	mux.HandleFunc("GET /config_dump", func(w http.ResponseWriter, _ *http.Request) {

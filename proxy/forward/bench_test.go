@@ -6,6 +6,10 @@ import (
 	"net/http/httptest"
 	"testing"
 
+	"github.com/weftmesh/weft/proxy/accesslog"
+	"github.com/weftmesh/weft/proxy/metrics"
+	"github.com/weftmesh/weft/proxy/snapshot"
+	"github.com/weftmesh/weft/proxy/tracing"
 	"github.com/weftmesh/weft/proxy/xdsresource"
 )
 
@@ -21,8 +25,30 @@ func BenchmarkForward(b *testing.B) {
 		{Name: "plain", Match: prefix("/"), Action: to("up")},
 	}, []*xdsresource.Cluster{staticCluster("up", addrOf(up))}, nil)
 	h := r.f.Handler("outbound", Outbound, "")
-	for _, path := range []string{"/plain", "/retry"} {
-		b.Run(path[1:], func(b *testing.B) {
+	bench(b, h, "", "/plain", "/retry")
+
+	// The same with every observer on: metrics, access log (to
+	// io.Discard), a tracer that samples nothing (headers still
+	// propagate), tap off.
+	al, err := accesslog.New(accesslog.Options{Writer: io.Discard})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer al.Close()
+	tr := tracing.New(tracing.Options{SampleRate: 0})
+	m := metrics.New(metrics.Peer{Workload: "web-1", Namespace: "ns", Principal: "spiffe://weft.local/ns/ns/sa/web"}, metrics.Options{NoRuntime: true})
+	f := New(Options{Snapshot: func() *snapshot.Snapshot { return r.snap }, Metrics: m, AccessLog: al,
+		Tracer: func() *tracing.Tracer { return tr }, Self: metrics.Peer{Workload: "web-1"}})
+	defer f.Close()
+	bench(b, f.Handler("outbound", Outbound, ""), "observed-", "/plain")
+	f = New(Options{Snapshot: func() *snapshot.Snapshot { return r.snap }, Metrics: m, Self: metrics.Peer{Workload: "web-1"}})
+	defer f.Close()
+	bench(b, f.Handler("outbound", Outbound, ""), "metrics-", "/plain")
+}
+
+func bench(b *testing.B, h http.Handler, prefix string, paths ...string) {
+	for _, path := range paths {
+		b.Run(prefix+path[1:], func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				req := httptest.NewRequest("GET", "http://svc.ns"+path, nil)

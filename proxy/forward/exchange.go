@@ -2,6 +2,7 @@ package forward
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"io"
 	"math/rand/v2"
@@ -13,6 +14,7 @@ import (
 	"github.com/weftmesh/weft/proxy/balancer"
 	"github.com/weftmesh/weft/proxy/route"
 	"github.com/weftmesh/weft/proxy/snapshot"
+	"github.com/weftmesh/weft/proxy/tracing"
 )
 
 // exchange is one request's trip upstream: the http.RoundTripper of its
@@ -67,6 +69,17 @@ type exchange struct {
 	releaseRetry func()
 
 	avoid [4]*balancer.Endpoint
+
+	// Observation (observe.go): filled in as the request goes, read once
+	// by the handler's done.
+	start         time.Time
+	reqBody       countingBody
+	span          *tracing.Span
+	upCert        *x509.Certificate // the upstream's verified certificate
+	peerPrincipal string            // inbound: the client's SPIFFE ID
+	peerWorkload  string            // inbound: the client's workload, as its proxy said over mTLS
+	peerVersion   string
+	edge          bool // counted in the edge stats
 }
 
 var _ http.RoundTripper = (*exchange)(nil)
@@ -125,7 +138,7 @@ func (x *exchange) RoundTrip(out *http.Request) (*http.Response, error) {
 		ep := pick.PickFor(balancer.Request{Hash: x.hash, HasHash: x.hasHash, Avoid: avoid})
 		if ep == nil {
 			release(releaseRetry)
-			return nil, &localError{http.StatusServiceUnavailable, "no healthy upstream for " + x.service, -1}
+			return nil, &localError{http.StatusServiceUnavailable, "no healthy upstream for " + x.service, -1, flagNoHealthy}
 		}
 		releaseConn, err := pick.AcquireConnection(base)
 		if err != nil {
@@ -191,6 +204,9 @@ func (x *exchange) RoundTrip(out *http.Request) (*http.Response, error) {
 				continue
 			}
 		}
+		if try > 0 && (err != nil || resp.StatusCode >= 500) {
+			x.sw.flags |= flagRetryLimit // retried, and the last try failed too
+		}
 		if err != nil {
 			done(result)
 			if cancel != nil {
@@ -200,6 +216,9 @@ func (x *exchange) RoundTrip(out *http.Request) (*http.Response, error) {
 			release(releaseRetry)
 			x.ep = ep
 			return nil, classifyError(base, err, kind == kindTimeout && base.Err() == nil)
+		}
+		if resp.TLS != nil && len(resp.TLS.PeerCertificates) > 0 {
+			x.upCert = resp.TLS.PeerCertificates[0]
 		}
 		x.ep, x.done, x.result, x.cancel, x.releaseConn, x.releaseRetry = ep, done, result, cancel, releaseConn, releaseRetry
 		if resp.StatusCode == http.StatusSwitchingProtocols {

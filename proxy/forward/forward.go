@@ -41,10 +41,14 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/weftmesh/weft/proxy/accesslog"
+	"github.com/weftmesh/weft/proxy/metrics"
 	"github.com/weftmesh/weft/proxy/ratelimit"
 	"github.com/weftmesh/weft/proxy/route"
 	"github.com/weftmesh/weft/proxy/snapshot"
 	"github.com/weftmesh/weft/proxy/stats"
+	"github.com/weftmesh/weft/proxy/telemetry"
+	"github.com/weftmesh/weft/proxy/tracing"
 )
 
 // Direction of a listener's traffic.
@@ -75,6 +79,23 @@ type Options struct {
 	// MaxMirrors bounds the mirrored requests in flight (default 64);
 	// copies beyond it are dropped.
 	MaxMirrors int
+
+	// Observers; each is optional (nil: off).
+	//
+	// Metrics records every request and TCP connection (Prometheus).
+	Metrics *metrics.Metrics
+	// AccessLog writes one entry per request and per TCP connection.
+	AccessLog *accesslog.Logger
+	// Tracer returns the current tracer, nil while tracing is off. It must
+	// be cheap (an atomic load): it is called once per request.
+	Tracer func() *tracing.Tracer
+	// Telemetry receives a sample of each request while someone taps.
+	Telemetry *telemetry.Pusher
+	// Self is this proxy's workload: the source of outbound requests and
+	// the destination of inbound ones (labels, access log, tap). On mTLS
+	// hops to HTTP clusters, Workload and Version are sent to the peer
+	// proxy (HeaderSourceWorkload, HeaderSourceVersion).
+	Self metrics.Peer
 }
 
 // Forwarder forwards requests per the current snapshot.
@@ -94,6 +115,13 @@ type Forwarder struct {
 
 	rl      *ratelimit.Pool
 	mirrors chan struct{} // semaphore of mirrored requests in flight
+
+	principals principals
+	hosts      atomic.Pointer[serviceHosts]
+	// srcWorkload and srcVersion are the values of HeaderSourceWorkload
+	// and HeaderSourceVersion (nil: not sent). Shared by every request:
+	// ReverseProxy sends a clone of the request's headers.
+	srcWorkload, srcVersion []string
 }
 
 // transportKey identifies one upstream connection pool.
@@ -134,6 +162,12 @@ func New(opts Options) *Forwarder {
 		opts.MaxMirrors = 64
 	}
 	f := &Forwarder{opts: opts, rl: opts.RateLimits, mirrors: make(chan struct{}, opts.MaxMirrors)}
+	if opts.Self.Workload != "" {
+		f.srcWorkload = []string{opts.Self.Workload}
+	}
+	if opts.Self.Version != "" {
+		f.srcVersion = []string{opts.Self.Version}
+	}
 	f.bufs.New = func() any { b := make([]byte, 32*1024); return &b }
 	f.dialer = &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
 	f.transports.Store(&map[transportKey]*http.Transport{})
@@ -171,6 +205,9 @@ func (f *Forwarder) errorHandler(w http.ResponseWriter, r *http.Request, err err
 	var le *localError
 	if !errors.As(err, &le) {
 		le = classifyError(r.Context(), err, false)
+	}
+	if sw, ok := w.(*statusWriter); ok {
+		sw.flags |= flagOf(le)
 	}
 	f.opts.Logger.Debug("upstream error", "host", r.Host, "endpoint", r.URL.Host, "error", err)
 	reply(w, isGRPC(r), le.code, le.reason, le.grpc)

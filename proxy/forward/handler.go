@@ -13,7 +13,6 @@ import (
 
 	"github.com/weftmesh/weft/proxy/balancer"
 	"github.com/weftmesh/weft/proxy/route"
-	"github.com/weftmesh/weft/proxy/stats"
 	"github.com/weftmesh/weft/proxy/xdsresource"
 )
 
@@ -30,11 +29,14 @@ type handler struct {
 	host     string
 }
 
-// statusWriter records the status code; Unwrap keeps Flush and Hijack
-// reachable through http.ResponseController.
+// statusWriter records the status code, the body bytes written and the
+// response flags of the request; Unwrap keeps Flush and Hijack reachable
+// through http.ResponseController.
 type statusWriter struct {
 	http.ResponseWriter
-	code int
+	code  int
+	bytes int64
+	flags flag
 }
 
 func (w *statusWriter) WriteHeader(code int) {
@@ -48,7 +50,9 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 	if w.code == 0 {
 		w.code = http.StatusOK
 	}
-	return w.ResponseWriter.Write(b)
+	n, err := w.ResponseWriter.Write(b)
+	w.bytes += int64(n)
+	return n, err
 }
 
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
@@ -66,12 +70,26 @@ func draw(perMillion uint32) bool {
 	return perMillion >= million || (perMillion > 0 && rand.Uint32N(million) < perMillion)
 }
 
-func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	start := time.Now()
+func (h *handler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
+	// One allocation holds the request's state: its ReverseProxy, status
+	// writer, attempts and what the observers are told at the end.
+	x := &exchange{f: h.f, start: time.Now()}
+	x.sw.ResponseWriter = rw
+	w := &x.sw
+	defer h.done(x, r)
 	if h.host != "" {
 		r.Host = h.host
 	}
+	if r.Body != nil && r.Body != http.NoBody {
+		x.reqBody.rc = r.Body
+		r.Body = &x.reqBody
+	}
+	if h.dir == Inbound {
+		h.inboundPeer(x, r)
+	}
+	h.startSpan(x, r)
 	grpc := isGRPC(r)
+	x.grpc = grpc
 	snap := h.f.opts.Snapshot()
 	if snap == nil {
 		reply(w, grpc, http.StatusServiceUnavailable, "no configuration yet", -1)
@@ -92,12 +110,8 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	vh := table.VirtualHost(r.Host)
 	if vh == nil {
+		w.flags |= flagNoRoute
 		reply(w, grpc, http.StatusNotFound, "no route for host "+r.Host, -1)
-		return
-	}
-	rt := vh.Match(r)
-	if rt == nil {
-		reply(w, grpc, http.StatusNotFound, "no route matched", -1)
 		return
 	}
 	// The edge is named for the service the client asked for (the
@@ -106,11 +120,19 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if i := strings.LastIndexByte(service, ':'); i > 0 {
 		service = service[:i]
 	}
+	x.service = service
+	rt := vh.Match(r)
+	if rt == nil {
+		w.flags |= flagNoRoute
+		reply(w, grpc, http.StatusNotFound, "no route matched", -1)
+		return
+	}
+	x.rt = rt
 	if rt.Fault != nil && h.fault(w, r, rt.Fault, grpc) {
 		return
 	}
 	if rt.RateLimit != nil && h.f.limited(w, routeLimitKey(l.Name, rt.Name), rt.RateLimit, grpc) {
-		h.record(service, "", false, http.StatusTooManyRequests, start)
+		x.edge = true
 		return
 	}
 	if rt.Redirect != nil {
@@ -129,15 +151,17 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	clusterName := rt.PickCluster()
 	cluster := snap.Clusters[clusterName]
+	x.edge = true
 	if cluster == nil {
+		w.flags |= flagNoCluster
 		reply(w, grpc, http.StatusInternalServerError, "backend "+clusterName+" does not exist", -1)
-		h.record(service, "", false, http.StatusInternalServerError, start)
 		return
 	}
+	x.cluster = cluster
 	release, ok := cluster.Picker.AcquireRequest()
 	if !ok {
+		w.flags |= flagOverflow
 		reply(w, grpc, http.StatusServiceUnavailable, errOverflow.reason, -1)
-		h.record(service, "", cluster.TLS != nil, http.StatusServiceUnavailable, start)
 		return
 	}
 	defer release()
@@ -147,15 +171,11 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	tr, scheme, err := h.f.transport(cluster, upgrade)
 	if err != nil {
 		reply(w, grpc, http.StatusServiceUnavailable, err.Error(), -1)
-		h.record(service, "", cluster.TLS != nil, http.StatusServiceUnavailable, start)
 		return
 	}
-
-	x := &exchange{f: h.f, snap: snap, rt: rt, cluster: cluster, service: service,
-		transport: tr, scheme: scheme, grpc: grpc, upgrade: upgrade}
+	x.snap, x.transport, x.scheme, x.upgrade = snap, tr, scheme, upgrade
 	x.rp = h.f.rp
 	x.rp.Transport = x
-	x.sw.ResponseWriter = w
 
 	ctx := r.Context()
 	timeout := rt.Timeout
@@ -190,6 +210,15 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if out.Header.Get("x-request-id") == "" {
 		out.Header.Set("x-request-id", requestID())
 	}
+	if cluster.TLS != nil && h.dir == Outbound {
+		// Named to the peer's proxy over mutual TLS only (a label there).
+		if h.f.srcWorkload != nil {
+			out.Header[HeaderSourceWorkload] = h.f.srcWorkload
+		}
+		if h.f.srcVersion != nil {
+			out.Header[HeaderSourceVersion] = h.f.srcVersion
+		}
+	}
 	rt.RequestHeaders.Apply(out.Header)
 	if len(rt.HashPolicies) > 0 {
 		x.hashKey(r)
@@ -197,46 +226,20 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	func() {
 		defer x.finish()
-		x.rp.ServeHTTP(&x.sw, out)
+		x.rp.ServeHTTP(w, out)
 	}()
 	if x.body != nil && len(rt.Mirrors) > 0 && x.out != nil {
 		if b, ok := x.body.complete(); ok {
 			h.f.mirror(x, x.out, b)
 		}
 	}
-
-	code := x.sw.code
-	switch {
-	case code == 0 && x.switched:
-		code = http.StatusSwitchingProtocols // ReverseProxy wrote it on the hijacked connection
-	case code == 0:
-		code = http.StatusBadGateway
-	}
-	version := ""
-	if x.ep != nil {
-		version = x.ep.Version
-	}
-	if h.dir == Inbound {
-		// Inbound, the hop that matters is the one that arrived: was it
-		// mutual TLS, and from whom.
-		peer := ""
-		if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 && len(r.TLS.PeerCertificates[0].URIs) == 1 {
-			peer = r.TLS.PeerCertificates[0].URIs[0].String()
-		}
-		h.f.opts.Stats.Record(stats.EdgeKey{Direction: string(h.dir), Service: service, Version: version, MTLS: r.TLS != nil, Peer: peer}, code, time.Since(start))
-		return
-	}
-	h.record(service, version, cluster.TLS != nil, code, start)
-}
-
-func (h *handler) record(service, version string, mtls bool, code int, start time.Time) {
-	h.f.opts.Stats.Record(stats.EdgeKey{Direction: string(h.dir), Service: service, Version: version, MTLS: mtls}, code, time.Since(start))
 }
 
 // fault injects the route's fault: a delay first, then an abort. It
 // reports whether the request was answered (or the client went away).
-func (h *handler) fault(w http.ResponseWriter, r *http.Request, f *xdsresource.Fault, grpc bool) bool {
+func (h *handler) fault(w *statusWriter, r *http.Request, f *xdsresource.Fault, grpc bool) bool {
 	if f.Delay > 0 && draw(f.DelayPerMillion) {
+		w.flags |= flagDelay
 		t := time.NewTimer(f.Delay)
 		select {
 		case <-t.C:
@@ -246,6 +249,7 @@ func (h *handler) fault(w http.ResponseWriter, r *http.Request, f *xdsresource.F
 		}
 	}
 	if (f.HasGRPCAbort || f.AbortStatus > 0) && draw(f.AbortPerMillion) {
+		w.flags |= flagFault
 		if f.HasGRPCAbort {
 			// Envoy's grpc_status abort: a trailers-only gRPC answer.
 			writeGRPC(w, http.StatusServiceUnavailable, int(f.AbortGRPCStatus), "fault injected", "fault injected")
@@ -260,7 +264,7 @@ func (h *handler) fault(w http.ResponseWriter, r *http.Request, f *xdsresource.F
 // limited applies a local rate limit: when the bucket has no token (and
 // the limit is enabled and enforced for this request) it answers 429 with
 // Retry-After and reports true.
-func (f *Forwarder) limited(w http.ResponseWriter, key string, l *xdsresource.LocalRateLimit, grpc bool) bool {
+func (f *Forwarder) limited(w *statusWriter, key string, l *xdsresource.LocalRateLimit, grpc bool) bool {
 	// Envoy: filter_enabled and filter_enforced unset mean off.
 	if l.Bucket == nil || l.Enabled == 0 || l.Enforced == 0 || !draw(l.Enabled) {
 		return false
@@ -273,6 +277,7 @@ func (f *Forwarder) limited(w http.ResponseWriter, key string, l *xdsresource.Lo
 	if secs < 1 {
 		secs = 1
 	}
+	w.flags |= flagRateLimited
 	w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
 	reply(w, grpc, http.StatusTooManyRequests, "rate limited", -1)
 	return true

@@ -19,17 +19,18 @@ type localError struct {
 	code   int
 	reason string
 	grpc   int
+	flag   flag // the response flag, for answers not shared below
 }
 
 func (e *localError) Error() string { return e.reason }
 
 var (
-	errOverflow      = &localError{http.StatusServiceUnavailable, "overflow", -1}
-	errTimeout       = &localError{http.StatusGatewayTimeout, "request timeout", grpcDeadlineExceeded}
-	errPerTryTimeout = &localError{http.StatusGatewayTimeout, "upstream per-try timeout", grpcDeadlineExceeded}
-	errClientGone    = &localError{499, "client closed request", grpcCancelled}
-	errConnect       = &localError{http.StatusServiceUnavailable, "upstream connect error", -1}
-	errUpstream      = &localError{http.StatusBadGateway, "upstream error", -1}
+	errOverflow      = &localError{http.StatusServiceUnavailable, "overflow", -1, 0}
+	errTimeout       = &localError{http.StatusGatewayTimeout, "request timeout", grpcDeadlineExceeded, 0}
+	errPerTryTimeout = &localError{http.StatusGatewayTimeout, "upstream per-try timeout", grpcDeadlineExceeded, 0}
+	errClientGone    = &localError{499, "client closed request", grpcCancelled, 0}
+	errConnect       = &localError{http.StatusServiceUnavailable, "upstream connect error", -1, 0}
+	errUpstream      = &localError{http.StatusBadGateway, "upstream error", -1, 0}
 )
 
 // gRPC status codes the proxy answers with.
@@ -139,7 +140,7 @@ func reply(w http.ResponseWriter, grpc bool, code int, reason string, grpcCode i
 }
 
 // writeGRPC writes a trailers-only gRPC answer. httpCode is what the
-// edge statistics record.
+// edge statistics and metrics record.
 func writeGRPC(w http.ResponseWriter, httpCode, grpcCode int, message, reason string) {
 	if sw, ok := w.(*statusWriter); ok && sw.code == 0 {
 		sw.code = httpCode

@@ -83,10 +83,11 @@ func (p *Pool) modeOf(l *snapshot.Listener) (*acceptMode, error) {
 }
 
 // NewServer returns the HTTP server every listener uses: HTTP/1.1 and
-// HTTP/2 with prior knowledge (h2c) on the same port.
+// HTTP/2 with prior knowledge (h2c) on the same port. HTTP/2 requests are
+// served on pooled goroutines (see workers).
 func NewServer(h http.Handler) *http.Server {
 	srv := &http.Server{
-		Handler:           h,
+		Handler:           withWorkers(h),
 		ReadHeaderTimeout: 30 * time.Second,
 		IdleTimeout:       IdleTimeout,
 		MaxHeaderBytes:    64 << 10,
@@ -183,7 +184,7 @@ func (p *Pool) bindMoving(name, addr string, h http.Handler, mode *acceptMode) (
 	if err != nil {
 		return nil, fmt.Errorf("listener %q: bind %s: %w", name, addr, err)
 	}
-	b := &bound{name: name, addr: addr, ln: newModeListener(ln, mode, p.opts.Reject)}
+	b := &bound{name: name, addr: addr, ln: newModeListener(ln, mode, p.opts.Reject, h != nil)}
 	if h == nil {
 		b.tcp = true
 	} else {

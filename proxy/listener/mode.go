@@ -32,15 +32,18 @@ type modeListener struct {
 	net.Listener
 	mode   atomic.Pointer[acceptMode]
 	reject func()
-	ready  chan net.Conn
+	// coalesce batches the writes of TLS connections (HTTP listeners,
+	// see coalescedConn).
+	coalesce bool
+	ready    chan net.Conn
 	done   chan struct{}
 	once   sync.Once
 	errMu  sync.Mutex
 	err    error
 }
 
-func newModeListener(ln net.Listener, m *acceptMode, reject func()) *modeListener {
-	l := &modeListener{Listener: ln, reject: reject, ready: make(chan net.Conn), done: make(chan struct{})}
+func newModeListener(ln net.Listener, m *acceptMode, reject func(), coalesce bool) *modeListener {
+	l := &modeListener{Listener: ln, reject: reject, coalesce: coalesce, ready: make(chan net.Conn), done: make(chan struct{})}
 	l.mode.Store(m)
 	go l.acceptLoop()
 	return l
@@ -105,6 +108,10 @@ func (l *modeListener) sniff(c net.Conn, m *acceptMode) {
 	}
 	pc := &peekedConn{Conn: c, r: br}
 	if first[0] == 0x16 { // TLS handshake record
+		if l.coalesce {
+			l.deliver(tls.Server(newCoalescedConn(pc), m.tls))
+			return
+		}
 		l.deliver(tls.Server(pc, m.tls))
 		return
 	}

@@ -16,7 +16,7 @@ func TestAcceptAfterClose(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ml := newModeListener(ln, &acceptMode{accept: snapshot.AcceptPlain}, func() {})
+		ml := newModeListener(ln, &acceptMode{accept: snapshot.AcceptPlain}, func() {}, false)
 		ml.Close()
 		c, err := ml.Accept()
 		if c != nil || err == nil {

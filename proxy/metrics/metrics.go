@@ -60,13 +60,15 @@ const (
 	FlagDelayInjected      = "DI"   // fault injection: delay
 	FlagFaultInjected      = "FI"   // fault injection: abort
 	FlagRateLimited        = "RL"   // local rate limit
+	FlagDownstreamConn     = "DC"   // downstream (client) connection terminated
+	FlagNoCluster          = "NC"   // the route names a cluster the config lacks
 	FlagUnauthorizedExtern = "UAEX" // external authorization denied
 	FlagDenied             = "DENY" // authorization policy denied
 )
 
 // Peer describes one end of a hop: a workload of the mesh.
 type Peer struct {
-	Workload  string // workload name (the app label when set, as Istio does)
+	Workload  string // workload name (--workload; EDS carries the same name for endpoints)
 	Namespace string
 	Principal string // SPIFFE ID; "" on a plaintext hop
 	Version   string // version label
@@ -505,17 +507,22 @@ func policy(mtls bool) string {
 	return "none"
 }
 
-// statusText formats a response code without allocating for the common
-// ones.
-func statusText(code int) string {
-	switch code {
-	case 200:
-		return "200"
-	case 0:
-		return "0"
+// statusTexts are the response codes 100..999 as text, made once: the
+// data path formats a code without allocating.
+var statusTexts = func() (t [1000]string) {
+	for c := 100; c < 1000; c++ {
+		t[c] = strconv.Itoa(c)
 	}
-	if code >= 100 && code < 1000 {
-		return strconv.Itoa(code)
+	return t
+}()
+
+// statusText formats a response code without allocating.
+func statusText(code int) string {
+	switch {
+	case code == 0:
+		return "0"
+	case code >= 100 && code < 1000:
+		return statusTexts[code]
 	}
 	return Unknown
 }
@@ -533,7 +540,7 @@ func grpcStatusValue(s string) string {
 var knownFlags = map[string]bool{
 	FlagOverflow: true, FlagUpstreamConnect: true, FlagRetryLimit: true, FlagNoRoute: true,
 	FlagNoHealthy: true, FlagUpstreamTimeout: true, FlagDelayInjected: true, FlagFaultInjected: true,
-	FlagRateLimited: true, FlagUnauthorizedExtern: true, FlagDenied: true,
+	FlagRateLimited: true, FlagUnauthorizedExtern: true, FlagDenied: true, FlagDownstreamConn: true, FlagNoCluster: true,
 }
 
 // cleanFlags keeps only known flags; none is "-".

@@ -23,6 +23,7 @@ import (
 
 	"github.com/weftmesh/weft/api/xdsmeta"
 	"github.com/weftmesh/weft/proxy"
+	"github.com/weftmesh/weft/proxy/accesslog"
 	"github.com/weftmesh/weft/proxy/supervisor"
 )
 
@@ -44,6 +45,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		httpProxyEnv, showVersion  bool
 		appAddress                 string
 		caBundle                   string
+		accessLogFields            string
+		tracingSampleRate          string
 	)
 	fs.StringVar(&o.ControlPlane, "control-plane", envOr("WEFT_CONTROL_PLANE", "127.0.0.1:15010"), "control plane xDS address (env WEFT_CONTROL_PLANE)")
 	fs.StringVar(&o.Workload, "workload", os.Getenv("WEFT_WORKLOAD"), "this instance's name, unique in its namespace (env WEFT_WORKLOAD)")
@@ -60,7 +63,12 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&appAddress, "app-address", "127.0.0.1", "IP address the app listens on (the inbound ports forward there)")
 	fs.StringVar(&o.Outbound, "outbound", "127.0.0.1:15001", "outbound HTTP listener the app sends mesh requests to (usable as HTTP_PROXY); \"none\" disables it")
 	fs.Var(&upstreams, "upstream", "local port for one service HOST[:PORT]=LISTEN_ADDR, e.g. catalog.shop=127.0.0.1:9001 (repeatable)")
-	fs.StringVar(&o.Admin, "admin", "127.0.0.1:15000", "admin listener (/ready, /config_dump, /stats/edges); \"none\" disables it")
+	fs.StringVar(&o.Admin, "admin", "127.0.0.1:15000", "admin listener (/ready, /config_dump, /stats/edges, /metrics); \"none\" disables it")
+	fs.StringVar(&o.AccessLog, "access-log", os.Getenv("WEFT_ACCESS_LOG"), "write an access log (JSON lines) to this file, or \"-\" for stdout (env WEFT_ACCESS_LOG; default off)")
+	fs.StringVar(&accessLogFields, "access-log-fields", "", "comma-separated access log fields, in order (default all: "+strings.Join(accesslog.DefaultFields, ",")+")")
+	fs.StringVar(&o.Tracing.Endpoint, "tracing-endpoint", os.Getenv("WEFT_TRACING_ENDPOINT"), "export spans to this OTLP collector whatever the mesh config says: host:port for grpc, a URL for http (env WEFT_TRACING_ENDPOINT)")
+	fs.StringVar(&o.Tracing.Protocol, "tracing-protocol", "grpc", "OTLP protocol of --tracing-endpoint: grpc or http")
+	fs.StringVar(&tracingSampleRate, "tracing-sample-rate", "1", "share of new traces --tracing-endpoint records, 0..1 (an incoming decision is respected)")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&logFormat, "log-format", "text", "text or json")
 	fs.DurationVar(&readyTimeout, "ready-timeout", 2*time.Minute, "give up if no complete config arrives in this time (0: wait forever)")
@@ -94,6 +102,22 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	}
 	if o.Admin == "none" {
 		o.Admin = ""
+	}
+	if accessLogFields != "" {
+		if o.AccessLogFields, err = accesslog.ParseFields(accessLogFields); err != nil {
+			fmt.Fprintln(stderr, "weft-proxy: --access-log-fields:", err)
+			return 2
+		}
+	}
+	if o.Tracing.SampleRate, err = proxy.ParseSampleRate(tracingSampleRate); err != nil {
+		fmt.Fprintln(stderr, "weft-proxy: --tracing-sample-rate:", err)
+		return 2
+	}
+	switch o.Tracing.Protocol {
+	case "grpc", "http":
+	default:
+		fmt.Fprintf(stderr, "weft-proxy: --tracing-protocol %q: use grpc or http\n", o.Tracing.Protocol)
+		return 2
 	}
 	if o.Labels, err = parseLabels(labels); err == nil {
 		if o.Inbound, err = parseInbound(inbound); err == nil {

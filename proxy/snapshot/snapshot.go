@@ -81,6 +81,9 @@ type Listener struct {
 	// RateLimit is the HCM's local rate limit for the whole listener; nil
 	// when none (or when it has no token bucket).
 	RateLimit *xdsresource.LocalRateLimit
+	// Tracing is the HCM's tracing config (the first chain's that has
+	// one); nil when the listener traces nothing.
+	Tracing *xdsresource.Tracing
 }
 
 // IsTCP reports whether the listener proxies opaque TCP.
@@ -240,6 +243,10 @@ func compileListener(l *xdsresource.Listener) (*Listener, error) {
 		case fc.TCP != nil:
 			this = "tcp:" + fc.TCP.Cluster
 			cl.TCPCluster = fc.TCP.Cluster
+		}
+		if fc.HTTP != nil && fc.HTTP.Tracing != nil && cl.Tracing == nil {
+			tr := *fc.HTTP.Tracing
+			cl.Tracing = &tr
 		}
 		if fc.HTTP != nil && fc.HTTP.RateLimit != nil && fc.HTTP.RateLimit.Bucket != nil && cl.RateLimit == nil {
 			rl := *fc.HTTP.RateLimit

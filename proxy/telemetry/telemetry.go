@@ -94,6 +94,9 @@ type Options struct {
 	Namespace string
 	Labels    map[string]string
 	Admin     string
+	// AdminAddr, when set, replaces Admin at every push (the admin
+	// listener's bound address is known only once it is bound).
+	AdminAddr func() string
 	// Interval between pushes (default 2s), jittered ±20 %.
 	Interval time.Duration
 	Logger   *slog.Logger
@@ -230,7 +233,11 @@ func (p *Pusher) PushOnce(ctx context.Context) error {
 }
 
 func (p *Pusher) build(now time.Time) Push {
-	return Push{Workload: p.opts.Workload, Namespace: p.opts.Namespace, Labels: p.opts.Labels, Admin: p.opts.Admin,
+	admin := p.opts.Admin
+	if p.opts.AdminAddr != nil {
+		admin = p.opts.AdminAddr()
+	}
+	return Push{Workload: p.opts.Workload, Namespace: p.opts.Namespace, Labels: p.opts.Labels, Admin: admin,
 		Boot: p.boot, Time: now.UTC(), BoundsMS: stats.Bounds, Edges: p.opts.Stats.Edges(), Samples: p.takeSamples()}
 }
 

@@ -48,7 +48,16 @@ type SpanContext struct {
 	Decision   Decision
 	TraceState string // W3C tracestate, passed through
 	Format     Format
+	// b3 records the B3 forms present beside a W3C context that won
+	// (b3Single, b3Multi), so Inject keeps them in sync: an app that
+	// forwards both kinds of headers gets both, with the same parent.
+	b3 uint8
 }
+
+const (
+	b3Single uint8 = 1 << iota
+	b3Multi
+)
 
 // IsValid reports whether both ids are set.
 func (c SpanContext) IsValid() bool { return c.TraceID.IsValid() && c.SpanID.IsValid() }
@@ -76,6 +85,12 @@ func Extract(h http.Header) SpanContext {
 			sc.TraceState = strings.Join(h.Values(hTracestate), ",")
 			if len(sc.TraceState) > 512 {
 				sc.TraceState = "" // the spec allows dropping oversize state
+			}
+			if len(h[hB3]) > 0 {
+				sc.b3 |= b3Single
+			}
+			if len(h[hB3TraceID]) > 0 {
+				sc.b3 |= b3Multi
 			}
 			return sc
 		}
@@ -195,9 +210,9 @@ func parseB3TraceID(t *TraceID, s string) bool {
 }
 
 // Inject writes sc into h for the next hop, replacing any trace headers:
-// always traceparent (and tracestate when set); also the B3 form the
-// context arrived in (b3 or X-B3-*), or both B3 forms if alsoB3 is set
-// and it arrived in neither.
+// always traceparent (and tracestate when set); also the B3 forms the
+// context arrived with (b3 or X-B3-*, alone or beside traceparent), or
+// both B3 forms if alsoB3 is set and it arrived in neither.
 func Inject(h http.Header, sc SpanContext, alsoB3 bool) {
 	for _, k := range []string{hTraceparent, hTracestate, hB3, hB3TraceID, hB3SpanID, hB3Parent, hB3Sampled, hB3Flags} {
 		delete(h, k)
@@ -223,8 +238,8 @@ func Inject(h http.Header, sc SpanContext, alsoB3 bool) {
 	if sampled {
 		flag = "1"
 	}
-	single := sc.Format == FormatB3Single || (alsoB3 && sc.Format != FormatB3Multi)
-	multi := sc.Format == FormatB3Multi || (alsoB3 && sc.Format != FormatB3Single)
+	single := sc.Format == FormatB3Single || sc.b3&b3Single != 0 || (alsoB3 && sc.Format != FormatB3Multi && sc.b3 == 0)
+	multi := sc.Format == FormatB3Multi || sc.b3&b3Multi != 0 || (alsoB3 && sc.Format != FormatB3Single && sc.b3 == 0)
 	if single {
 		h[hB3] = []string{sc.TraceID.String() + "-" + sc.SpanID.String() + "-" + flag}
 	}

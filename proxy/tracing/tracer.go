@@ -139,6 +139,7 @@ func (t *Tracer) Start(h http.Header, kind Kind, name string, attrs ...Attr) *Sp
 	sp.ctx.SpanID = newSpanID()
 	sp.ctx.TraceState = in.TraceState
 	sp.ctx.Format = in.Format
+	sp.ctx.b3 = in.b3
 	switch in.Decision {
 	case Sampled, NotSampled:
 		sp.ctx.Decision = in.Decision

@@ -417,3 +417,29 @@ func BenchmarkStartEndUnsampled(b *testing.B) {
 		tr.Start(h, KindClient, "GET x").End(200)
 	}
 }
+
+// TestB3KeptBesideW3C: a request that carries traceparent and B3 (an app
+// forwarding every header it got from its sidecar) leaves with both, in
+// sync: the next hop's parent is this span whichever it reads.
+func TestB3KeptBesideW3C(t *testing.T) {
+	tr := New(Options{SampleRate: 1})
+	h := http.Header{}
+	h.Set("traceparent", "00-"+tid+"-"+sid+"-01")
+	h.Set("b3", tid+"-"+sid+"-1")
+	h.Set("X-B3-TraceId", tid)
+	h.Set("X-B3-SpanId", sid)
+	h.Set("X-B3-Sampled", "1")
+	sp := tr.Start(h, KindClient, "GET")
+	span := sp.Context().SpanID.String()
+	if h.Get("traceparent") != "00-"+tid+"-"+span+"-01" || h.Get("b3") != tid+"-"+span+"-1" ||
+		h.Get("X-B3-SpanId") != span || h.Get("X-B3-TraceId") != tid {
+		t.Fatalf("headers out of sync: %v", h)
+	}
+	// And a W3C-only request gets no B3.
+	h = http.Header{}
+	h.Set("traceparent", "00-"+tid+"-"+sid+"-01")
+	tr.Start(h, KindClient, "GET")
+	if h.Get("b3") != "" || h.Get("X-B3-TraceId") != "" {
+		t.Fatalf("B3 added: %v", h)
+	}
+}

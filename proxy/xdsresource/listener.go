@@ -365,6 +365,7 @@ func decodeHCM(b []byte) (*HTTPConnectionManager, error) {
 		hcm     HTTPConnectionManager
 		routes  oneof
 		filters [][]byte
+		tracing msg
 	)
 	err := walk(b, func(f field) error {
 		var err error
@@ -379,11 +380,18 @@ func decodeHCM(b []byte) (*HTTPConnectionManager, error) {
 			c, err = f.message()
 			filters = append(filters, c)
 			err = atIndex("http_filters", len(filters)-1, err)
+		case 7:
+			err = at("tracing", tracing.add(f))
 		}
 		return err
 	})
 	if err != nil {
 		return nil, err
+	}
+	if tracing.set {
+		if hcm.Tracing, err = decodeTracing(tracing.b); err != nil {
+			return nil, at("tracing", err)
+		}
 	}
 	if hcm.StatPrefix == "" {
 		return nil, at("stat_prefix", errEmpty)

@@ -143,6 +143,35 @@ type HTTPConnectionManager struct {
 	// RateLimit is the local_ratelimit filter's own config when it has a
 	// token bucket (a limit for the whole listener); nil otherwise.
 	RateLimit *LocalRateLimit
+	// Tracing is the HCM's tracing (provider envoy.tracers.opentelemetry);
+	// nil when the HCM traces nothing.
+	Tracing *Tracing
+}
+
+// Tracing is a decoded HttpConnectionManager.Tracing with an
+// envoy.config.trace.v3.OpenTelemetryConfig provider: where the proxy
+// exports its spans, and how many traces it starts. Comparable: a change
+// is detected with ==.
+type Tracing struct {
+	// SamplePercent is the share of traces started here that are
+	// recorded, 0..100: random_sampling (default 100) times
+	// overall_sampling (default 100). An incoming decision is respected.
+	SamplePercent float64
+	// Protocol is TracingGRPC (grpc_service.envoy_grpc, OTLP/gRPC over
+	// h2c) or TracingHTTP (http_service, OTLP/HTTP POST).
+	Protocol string
+	// Cluster names the collector's cluster (envoy_grpc.cluster_name or
+	// http_uri.cluster); exports go to its endpoints.
+	Cluster string
+	// URI is http_uri.uri (HTTP only), and Path its path (and query), the
+	// request path of every export (DefaultTracesPath when it has none).
+	URI, Path string
+	// Timeout bounds one export (grpc_service.timeout or
+	// http_uri.timeout); 0 is the exporter's default.
+	Timeout time.Duration
+	// ServiceName is OpenTelemetryConfig.service_name, the resource's
+	// service.name ("" : the proxy chooses).
+	ServiceName string
 }
 
 // TCPProxy is a decoded envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy.
