@@ -170,7 +170,7 @@ honoured is listed below the table with its reason; -o yaml shows the full statu
 			if len(args) == 2 {
 				ns := namespace
 				if ns == "" {
-					ns = resource.DefaultNamespace
+					ns = k.DefaultNamespace()
 				}
 				raw, err := c.Get(ctx, k.Plural, ns, args[1])
 				var ae *APIError
@@ -629,7 +629,7 @@ func newDeleteCmd(g *globals) *cobra.Command {
 				}
 				ns := namespace
 				if ns == "" {
-					ns = resource.DefaultNamespace
+					ns = k.DefaultNamespace()
 				}
 				targets = append(targets, target{k, ns, args[1]})
 			default:
