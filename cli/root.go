@@ -39,6 +39,7 @@ configures them over xDS.
   weft stat [SERVICE]          traffic per service: RPS, success, latency, mTLS
   weft top                     the same, live
   weft tap SERVICE             a sample of live requests
+  weft authz-server --policy DIR   an ext_authz server that decides with Rego (OPA)
   weft demo                    run a whole demo mesh on this machine`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
@@ -63,6 +64,7 @@ configures them over xDS.
 		newCACmd(g),
 		newStatCmd(g),
 		newTopCmd(g),
+		newAuthzServerCmd(g),
 		newTapCmd(g),
 		&cobra.Command{
 			Use:   "version",
