@@ -218,15 +218,35 @@ func (f *Forwarder) pipe(a, b net.Conn, o *tcpObs, conn *metrics.TCPConn) {
 	wg.Add(2)
 	cp := func(dst, src net.Conn, toClient bool) {
 		defer wg.Done()
-		var r io.Reader = src
-		if conn != nil || f.opts.AccessLog != nil {
-			// Counting hides src's type from dst.ReadFrom (no splice
-			// between two plaintext sockets): only when someone reads it.
-			r = &countReader{r: src, o: o, conn: conn, toClient: toClient}
+		var err error
+		counted := conn != nil || f.opts.AccessLog != nil
+		if counted && isTCP(dst) && isTCP(src) {
+			// Two plaintext sockets: copy in chunks through an
+			// io.LimitedReader, which dst.ReadFrom still splices
+			// (zero-copy), and count each chunk after it.
+			c := countReader{o: o, conn: conn, toClient: toClient}
+			for {
+				var n int64
+				n, err = io.CopyN(dst, src, spliceChunk)
+				c.count(int(n))
+				if err != nil {
+					break
+				}
+			}
+			if err == io.EOF {
+				err = nil
+			}
+		} else {
+			var r io.Reader = src
+			if counted {
+				// Counting hides src's type from dst.ReadFrom: only
+				// when someone reads it.
+				r = &countReader{r: src, o: o, conn: conn, toClient: toClient}
+			}
+			buf := f.bufs.Get().(*[]byte)
+			_, err = io.CopyBuffer(dst, r, *buf)
+			f.bufs.Put(buf)
 		}
-		buf := f.bufs.Get().(*[]byte)
-		_, err := io.CopyBuffer(dst, r, *buf)
-		f.bufs.Put(buf)
 		if err != nil {
 			// A reset or timeout on one side ends both.
 			a.Close()
@@ -250,16 +270,29 @@ type countReader struct {
 
 func (c *countReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
-	if n > 0 {
-		if c.toClient {
-			c.o.sent.Add(int64(n))
-			c.conn.Sent(n)
-		} else {
-			c.o.recv.Add(int64(n))
-			c.conn.Received(n)
-		}
-	}
+	c.count(n)
 	return n, err
+}
+
+func (c *countReader) count(n int) {
+	if n <= 0 {
+		return
+	}
+	if c.toClient {
+		c.o.sent.Add(int64(n))
+		c.conn.Sent(n)
+	} else {
+		c.o.recv.Add(int64(n))
+		c.conn.Received(n)
+	}
+}
+
+// spliceChunk is how many bytes a spliced copy moves between two counts.
+const spliceChunk = 256 << 10
+
+func isTCP(c net.Conn) bool {
+	_, ok := c.(*net.TCPConn)
+	return ok
 }
 
 func closeWrite(c net.Conn) {

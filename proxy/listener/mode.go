@@ -36,10 +36,10 @@ type modeListener struct {
 	// see coalescedConn).
 	coalesce bool
 	ready    chan net.Conn
-	done   chan struct{}
-	once   sync.Once
-	errMu  sync.Mutex
-	err    error
+	done     chan struct{}
+	once     sync.Once
+	errMu    sync.Mutex
+	err      error
 }
 
 func newModeListener(ln net.Listener, m *acceptMode, reject func(), coalesce bool) *modeListener {
