@@ -143,6 +143,9 @@ type HTTPConnectionManager struct {
 	// RateLimit is the local_ratelimit filter's own config when it has a
 	// token bucket (a limit for the whole listener); nil otherwise.
 	RateLimit *LocalRateLimit
+	// Authz holds the authorization filters' configs (RBAC, jwt_authn,
+	// ext_authz), in the order of HTTPFilters; nil when there is none.
+	Authz *AuthzFilters
 	// Tracing is the HCM's tracing (provider envoy.tracers.opentelemetry);
 	// nil when the HCM traces nothing.
 	Tracing *Tracing
@@ -181,6 +184,8 @@ type TCPProxy struct {
 	// set.
 	Cluster  string
 	Clusters []WeightedCluster
+	// RBAC is the network RBAC filter before the TCP proxy, if any.
+	RBAC *NetworkRBAC
 }
 
 // RouteConfiguration is a decoded envoy.config.route.v3.RouteConfiguration.
