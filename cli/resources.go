@@ -343,6 +343,38 @@ func printObjects(w io.Writer, k *resource.Kind, items []json.RawMessage, output
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", p.Namespace, p.Name, targetLabel(p.Spec.TargetRef), policySets(p.Spec),
 				acc, age(now, p.CreationTimestamp.Time))
 		}
+	case "AuthorizationPolicy":
+		fmt.Fprintln(tw, "NAMESPACE\tNAME\tTARGET\tACTION\tRULES\tACCEPTED\tAGE")
+		for _, raw := range items {
+			var p v1alpha1.AuthorizationPolicy
+			if err := json.Unmarshal(raw, &p); err != nil {
+				return err
+			}
+			acc, n := ancestorsAccepted("authorizationpolicy", p.Namespace, p.Name, p.Status)
+			notes = append(notes, n...)
+			action := p.Spec.Action
+			if action == v1alpha1.AuthzCustom && p.Spec.Provider != nil {
+				action += " (" + p.Spec.Provider.Name + ")"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", p.Namespace, p.Name, authzTargetLabel(p.Namespace, p.Spec.TargetRef),
+				action, len(p.Spec.Rules), acc, age(now, p.CreationTimestamp.Time))
+		}
+	case "RequestAuthentication":
+		fmt.Fprintln(tw, "NAMESPACE\tNAME\tTARGET\tISSUERS\tACCEPTED\tAGE")
+		for _, raw := range items {
+			var r v1alpha1.RequestAuthentication
+			if err := json.Unmarshal(raw, &r); err != nil {
+				return err
+			}
+			acc, n := ancestorsAccepted("requestauthentication", r.Namespace, r.Name, r.Status)
+			notes = append(notes, n...)
+			var issuers []string
+			for _, j := range r.Spec.JWTRules {
+				issuers = append(issuers, j.Issuer)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Namespace, r.Name, authzTargetLabel(r.Namespace, r.Spec.TargetRef),
+				orNone(issuers), acc, age(now, r.CreationTimestamp.Time))
+		}
 	}
 	if len(notes) > 0 {
 		tw.Flush()
@@ -444,6 +476,39 @@ func targetLabel(t v1alpha1.PolicyTargetRef) string {
 		s += ":" + t.SectionName
 	}
 	return s
+}
+
+// authzTargetLabel is an authorization object's scope: Service/NAME[:PORT],
+// namespace or mesh.
+func authzTargetLabel(namespace string, t *v1alpha1.AuthzTargetRef) string {
+	switch {
+	case t != nil && t.Port != 0:
+		return fmt.Sprintf("Service/%s:%d", t.Name, t.Port)
+	case t != nil:
+		return "Service/" + t.Name
+	case namespace == v1alpha1.MeshNamespace:
+		return "mesh"
+	}
+	return "namespace"
+}
+
+// ancestorsAccepted is the Accepted condition of a policy status, and a
+// note when it is not True.
+func ancestorsAccepted(kind, namespace, name string, st gatewayv1.PolicyStatus) (string, []string) {
+	acc := "Unknown"
+	var notes []string
+	for _, a := range st.Ancestors {
+		for _, c := range a.Conditions {
+			if c.Type != "Accepted" {
+				continue
+			}
+			acc = conditionLabel(c)
+			if c.Status != metav1.ConditionTrue {
+				notes = append(notes, fmt.Sprintf("%s %s/%s: %s: %s", kind, namespace, name, c.Reason, c.Message))
+			}
+		}
+	}
+	return acc, notes
 }
 
 // policySets lists the stanzas a TrafficPolicy sets.

@@ -25,6 +25,7 @@ import (
 	"github.com/weftmesh/weft/controlplane/apiserver"
 	"github.com/weftmesh/weft/controlplane/ca"
 	"github.com/weftmesh/weft/controlplane/issuer"
+	"github.com/weftmesh/weft/controlplane/jwks"
 	"github.com/weftmesh/weft/controlplane/model"
 	"github.com/weftmesh/weft/controlplane/registry"
 	"github.com/weftmesh/weft/controlplane/store"
@@ -149,6 +150,12 @@ func Run(ctx context.Context, opts Options) error {
 	iss := issuer.New(issuer.Options{CA: authority, Tokens: tokens, Store: st, TTL: opts.WorkloadCertTTL, Logger: log.With("component", "issuer")})
 
 	var xdsServer *xds.Server
+	// Key sets of RequestAuthentication jwksUri, fetched here and inlined
+	// into the proxies' config; a change pushes.
+	keySets := jwks.New(ctx, jwks.Options{
+		OnChange: func() { xdsServer.Trigger() },
+		Logger:   log.With("component", "jwks"),
+	})
 	reg := registry.New(registry.Options{
 		Store:    st,
 		Grace:    opts.Grace,
@@ -165,6 +172,7 @@ func Run(ctx context.Context, opts Options) error {
 			}
 			state.TrustDomain = authority.TrustDomain().String()
 			state.TrustBundle = bundlePEM(authority.Bundle())
+			state.JWKS = keySets.Sync(state.JWKSURIs())
 			return state, nil
 		},
 		Debounce: opts.Debounce,
@@ -242,6 +250,16 @@ func Run(ctx context.Context, opts Options) error {
 				out = append(out, telemetry.Workload{Name: w.Name, Namespace: w.Namespace, Labels: w.Labels})
 			}
 			return out
+		},
+		Authorize: func(namespace, workload, identity string) (string, error) {
+			registered, address, ok := reg.Identity(namespace, workload)
+			switch {
+			case !ok:
+				return "", fmt.Errorf("workload %s/%s is not registered", namespace, workload)
+			case registered != identity:
+				return "", fmt.Errorf("identity %s cannot report for workload %s/%s", identity, namespace, workload)
+			}
+			return address, nil
 		},
 		Logger: log.With("component", "telemetry"),
 	})

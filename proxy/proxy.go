@@ -32,6 +32,7 @@ import (
 	"github.com/weftmesh/weft/api/xdsmeta"
 	"github.com/weftmesh/weft/proxy/accesslog"
 	"github.com/weftmesh/weft/proxy/admin"
+	"github.com/weftmesh/weft/proxy/authz"
 	"github.com/weftmesh/weft/proxy/balancer"
 	"github.com/weftmesh/weft/proxy/enroll"
 	"github.com/weftmesh/weft/proxy/forward"
@@ -123,6 +124,9 @@ type Proxy struct {
 	accessLog *accesslog.Logger
 	tracers   tracers
 	pusher    *telemetry.Pusher
+
+	// authzClient sends ext_authz Checks (authz.Options.ExtAuthz).
+	authzClient func(ctx context.Context, cluster string, req *authz.Request) (authz.Decision, error)
 
 	// res is the accepted resources; only the xDS handler touches it.
 	res snapshot.Resources
@@ -519,17 +523,44 @@ func (p *Proxy) OnResources(typeURL, version string, resources [][]byte) error {
 
 func (p *Proxy) onResources(typeURL, version string, resources [][]byte) error {
 	next := p.res
+	var (
+		denied    map[string]string // listeners switched to deny-all
+		decodeErr error             // why (a NACK, though the update is applied)
+	)
 	switch typeURL {
 	case xdsresource.ListenerType:
 		m := make(map[string]*xdsresource.Listener, len(resources))
+		var hardErr error
 		for _, b := range resources {
-			l, err := xdsresource.DecodeListener(b)
-			if err != nil {
-				return err
+			name, v, err := xdsresource.Decode(typeURL, b)
+			if err == nil {
+				m[name] = v.(*xdsresource.Listener)
+				continue
 			}
-			m[l.Name] = l
+			if name == "" || !carriesAuthz(b) {
+				hardErr = errors.Join(hardErr, err)
+				continue
+			}
+			// Its authorization cannot be honoured: deny on it (with
+			// the listener last accepted, if any) rather than keep
+			// serving an older policy.
+			decodeErr = errors.Join(decodeErr, err)
+			if denied == nil {
+				denied = map[string]string{}
+			}
+			denied[name] = "listener update rejected"
+			if old := p.res.Listeners[name]; old != nil {
+				m[name] = old
+			}
+		}
+		if hardErr != nil {
+			if len(denied) > 0 {
+				p.denyListeners(denied)
+			}
+			return errors.Join(hardErr, decodeErr)
 		}
 		next.Listeners = m
+		next.Denied = denied
 	case xdsresource.RouteType:
 		m := make(map[string]*xdsresource.RouteConfiguration, len(resources))
 		for _, b := range resources {
@@ -590,9 +621,23 @@ func (p *Proxy) onResources(typeURL, version string, resources [][]byte) error {
 	next.Versions = maps.Clone(p.res.Versions)
 	next.Versions[typeURL] = version
 
-	snap, err := snapshot.Compile(&next, p.pool)
-	if err != nil {
+	snap, err := snapshot.CompileWith(&next, p.pool, p.compileOptions())
+	var nack error
+	switch {
+	case err == nil:
+	case snapshot.IsAuthzOnly(err):
+		// Usable: the listeners it names deny every request. Rejected
+		// (NACK) when it came with this listener update; an older
+		// listener's failure was reported when it arrived.
+		if typeURL == xdsresource.ListenerType {
+			nack = fmt.Errorf("proxy: %w", err)
+			p.log.Warn("authorization config rejected: listeners deny every request", "error", err)
+		}
+	default:
 		return fmt.Errorf("proxy: %w", err)
+	}
+	if decodeErr != nil {
+		nack = errors.Join(decodeErr, nack)
 	}
 	if typeURL == xdsresource.ListenerType {
 		if err := p.listeners.Reconcile(snap, p.listenerHandler); err != nil {
@@ -612,7 +657,7 @@ func (p *Proxy) onResources(typeURL, version string, resources [][]byte) error {
 		p.client.Subscribe(xdsresource.RouteType, nonNil(snapshot.RDSNames(next.Listeners)))
 	}
 	p.checkReady()
-	return nil
+	return nack
 }
 
 // nonNil keeps an empty subscription explicit (not a wildcard).

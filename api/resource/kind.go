@@ -101,6 +101,24 @@ var kinds = []*Kind{
 		setDefaults: func(o Object) {},
 	},
 	{
+		Name:        "AuthorizationPolicy",
+		Plural:      "authorizationpolicies",
+		Short:       []string{"authorizationpolicy", "authz", "ap"},
+		APIVersion:  v1alpha1.APIVersion,
+		New:         func() Object { return &v1alpha1.AuthorizationPolicy{} },
+		validate:    func(o Object) error { return validateAuthorizationPolicy(o.(*v1alpha1.AuthorizationPolicy)) },
+		setDefaults: func(o Object) { defaultAuthorizationPolicy(o.(*v1alpha1.AuthorizationPolicy)) },
+	},
+	{
+		Name:        "RequestAuthentication",
+		Plural:      "requestauthentications",
+		Short:       []string{"requestauthentication", "ra"},
+		APIVersion:  v1alpha1.APIVersion,
+		New:         func() Object { return &v1alpha1.RequestAuthentication{} },
+		validate:    func(o Object) error { return validateRequestAuthentication(o.(*v1alpha1.RequestAuthentication)) },
+		setDefaults: func(o Object) { defaultRequestAuthentication(o.(*v1alpha1.RequestAuthentication)) },
+	},
+	{
 		Name:             "MeshConfig",
 		Plural:           "meshconfigs",
 		Short:            []string{"meshconfig", "mesh"},
@@ -186,6 +204,10 @@ func kindName(o Object) string {
 		return "TrafficPolicy"
 	case *v1alpha1.MeshConfig:
 		return "MeshConfig"
+	case *v1alpha1.AuthorizationPolicy:
+		return "AuthorizationPolicy"
+	case *v1alpha1.RequestAuthentication:
+		return "RequestAuthentication"
 	}
 	return fmt.Sprintf("%T", o)
 }
@@ -201,6 +223,10 @@ func ClearStatus(o Object) {
 	case *gatewayv1alpha2.TCPRoute:
 		v.Status = gatewayv1alpha2.TCPRouteStatus{}
 	case *v1alpha1.TrafficPolicy:
+		v.Status = gatewayv1.PolicyStatus{}
+	case *v1alpha1.AuthorizationPolicy:
+		v.Status = gatewayv1.PolicyStatus{}
+	case *v1alpha1.RequestAuthentication:
 		v.Status = gatewayv1.PolicyStatus{}
 	}
 }

@@ -18,6 +18,9 @@ const (
 )
 
 func defaultMeshConfig(m *v1alpha1.MeshConfig) {
+	if a := m.Spec.Authorization; a != nil {
+		defaultAuthorization(a)
+	}
 	if t := m.Spec.Tracing; t != nil {
 		if t.SampleRate == nil {
 			r := DefaultTraceSampleRate
@@ -45,6 +48,9 @@ func validateMeshConfig(m *v1alpha1.MeshConfig) error {
 	}
 	if t := m.Spec.Tracing; t != nil {
 		errs = append(errs, validateTracing(field.NewPath("spec", "tracing"), t)...)
+	}
+	if a := m.Spec.Authorization; a != nil {
+		errs = append(errs, validateAuthorization(field.NewPath("spec", "authorization"), a)...)
 	}
 	return asError(m, errs)
 }

@@ -277,6 +277,9 @@ type MeshConfig struct {
 type MeshConfigSpec struct {
 	// Tracing turns on distributed tracing in every sidecar.
 	Tracing *Tracing `json:"tracing,omitempty"`
+	// Authorization sets the default action, external authorizers and
+	// request normalisation of AuthorizationPolicy.
+	Authorization *Authorization `json:"authorization,omitempty"`
 }
 
 // Tracing is where and how much the sidecars trace.
@@ -303,4 +306,206 @@ type OTLPExporter struct {
 	// Path is the OTLP/HTTP request path (default /v1/traces); only with
 	// protocol http.
 	Path string `json:"path,omitempty"`
+}
+
+// Actions of AuthorizationPolicy.Spec.Action.
+const (
+	AuthzAllow  = "ALLOW"
+	AuthzDeny   = "DENY"
+	AuthzAudit  = "AUDIT"
+	AuthzCustom = "CUSTOM"
+)
+
+// AuthorizationPolicy allows, denies, audits or delegates (CUSTOM, to an
+// external authorizer) requests and connections reaching workloads; it is
+// enforced by the server's proxy. Scope: with a targetRef, the workloads
+// of that Service (optionally one port); without, every workload of the
+// policy's namespace, or of the mesh in namespace weft-system. Evaluation
+// order: CUSTOM, DENY, ALLOW (a request must match an ALLOW policy when
+// any applies), then MeshConfig's authorization.defaultAction; AUDIT never
+// blocks.
+type AuthorizationPolicy struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+	Spec              AuthorizationPolicySpec `json:"spec"`
+	// Status is computed by the control plane when the policy is read.
+	Status gatewayv1.PolicyStatus `json:"status,omitempty"`
+}
+
+// AuthorizationPolicySpec is the policy's scope, action and rules.
+type AuthorizationPolicySpec struct {
+	TargetRef *AuthzTargetRef `json:"targetRef,omitempty"`
+	// Action is ALLOW (default), DENY, AUDIT or CUSTOM.
+	Action string `json:"action,omitempty"`
+	// Provider names the external authorizer (MeshConfig
+	// spec.authorization.providers) of a CUSTOM policy.
+	Provider *AuthzProviderRef `json:"provider,omitempty"`
+	// Rules are ORed. ALLOW without rules matches nothing; DENY needs
+	// at least one rule.
+	Rules []AuthzRule `json:"rules,omitempty"`
+}
+
+// AuthzTargetRef names a Service in the policy's namespace, optionally
+// one of its ports.
+type AuthzTargetRef struct {
+	// Kind is Service (the default).
+	Kind string `json:"kind,omitempty"`
+	Name string `json:"name"`
+	// Port is a Service port number; 0: every port.
+	Port int32 `json:"port,omitempty"`
+}
+
+// AuthzProviderRef names an authorization provider.
+type AuthzProviderRef struct {
+	Name string `json:"name"`
+}
+
+// AuthzRule matches when any of From, any of To and every When match (an
+// absent part matches everything).
+type AuthzRule struct {
+	From []AuthzFrom      `json:"from,omitempty"`
+	To   []AuthzTo        `json:"to,omitempty"`
+	When []AuthzCondition `json:"when,omitempty"`
+}
+
+// AuthzFrom holds a source.
+type AuthzFrom struct {
+	Source AuthzSource `json:"source"`
+}
+
+// AuthzSource is who sends: every field set must match; values of a field
+// are ORed.
+type AuthzSource struct {
+	Principals           []string `json:"principals,omitempty"`
+	NotPrincipals        []string `json:"notPrincipals,omitempty"`
+	Namespaces           []string `json:"namespaces,omitempty"`
+	NotNamespaces        []string `json:"notNamespaces,omitempty"`
+	IPBlocks             []string `json:"ipBlocks,omitempty"`
+	NotIPBlocks          []string `json:"notIpBlocks,omitempty"`
+	RemoteIPBlocks       []string `json:"remoteIpBlocks,omitempty"`
+	NotRemoteIPBlocks    []string `json:"notRemoteIpBlocks,omitempty"`
+	RequestPrincipals    []string `json:"requestPrincipals,omitempty"`
+	NotRequestPrincipals []string `json:"notRequestPrincipals,omitempty"`
+}
+
+// AuthzTo holds an operation.
+type AuthzTo struct {
+	Operation AuthzOperation `json:"operation"`
+}
+
+// AuthzOperation is what is asked: every field set must match.
+type AuthzOperation struct {
+	Methods    []string `json:"methods,omitempty"`
+	NotMethods []string `json:"notMethods,omitempty"`
+	Hosts      []string `json:"hosts,omitempty"`
+	NotHosts   []string `json:"notHosts,omitempty"`
+	Ports      []string `json:"ports,omitempty"`
+	NotPorts   []string `json:"notPorts,omitempty"`
+	Paths      []string `json:"paths,omitempty"`
+	NotPaths   []string `json:"notPaths,omitempty"`
+}
+
+// AuthzCondition is one more condition: the attribute named by Key must
+// have one of Values (if given) and none of NotValues.
+type AuthzCondition struct {
+	Key       string   `json:"key"`
+	Values    []string `json:"values,omitempty"`
+	NotValues []string `json:"notValues,omitempty"`
+}
+
+// RequestAuthentication declares which JSON Web Tokens the selected
+// workloads accept (same scope rules as AuthorizationPolicy). A request
+// with a token that no rule verifies is refused (401); a request without a
+// token passes (use an AuthorizationPolicy with requestPrincipals to
+// require one).
+type RequestAuthentication struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+	Spec              RequestAuthenticationSpec `json:"spec"`
+	// Status is computed by the control plane when the object is read.
+	Status gatewayv1.PolicyStatus `json:"status,omitempty"`
+}
+
+// RequestAuthenticationSpec is the scope and the accepted issuers.
+type RequestAuthenticationSpec struct {
+	TargetRef *AuthzTargetRef `json:"targetRef,omitempty"`
+	JWTRules  []JWTRule       `json:"jwtRules"`
+}
+
+// JWTRule is one accepted issuer.
+type JWTRule struct {
+	Issuer    string   `json:"issuer"`
+	Audiences []string `json:"audiences,omitempty"`
+	// JWKS is an inline JSON Web Key Set; JWKSURI is fetched by the
+	// control plane (exactly one of the two).
+	JWKS    string `json:"jwks,omitempty"`
+	JWKSURI string `json:"jwksUri,omitempty"`
+	// Algorithms accepted (default RS256, ES256).
+	Algorithms []string `json:"algorithms,omitempty"`
+	// ClockSkew tolerated on exp/nbf (default 60s).
+	ClockSkew   string          `json:"clockSkew,omitempty"`
+	FromHeaders []JWTFromHeader `json:"fromHeaders,omitempty"`
+	FromParams  []string        `json:"fromParams,omitempty"`
+	// OutputClaimToHeaders copies claims to request headers.
+	OutputClaimToHeaders []JWTClaimToHeader `json:"outputClaimToHeaders,omitempty"`
+	// ForwardOriginalToken keeps the token in the request to the app.
+	ForwardOriginalToken bool `json:"forwardOriginalToken,omitempty"`
+}
+
+// JWTFromHeader is a header a token is read from, after a prefix.
+type JWTFromHeader struct {
+	Name   string `json:"name"`
+	Prefix string `json:"prefix,omitempty"`
+}
+
+// JWTClaimToHeader copies a claim to a request header.
+type JWTClaimToHeader struct {
+	Header string `json:"header"`
+	Claim  string `json:"claim"`
+}
+
+// Authorization is MeshConfig's spec.authorization.
+type Authorization struct {
+	// DefaultAction applies when no ALLOW policy applies: ALLOW (default)
+	// or DENY.
+	DefaultAction string `json:"defaultAction,omitempty"`
+	// Providers are the external authorizers CUSTOM policies name.
+	Providers []AuthzProvider `json:"providers,omitempty"`
+	// Normalization of requests before they are authorized.
+	Normalization *AuthzNormalization `json:"normalization,omitempty"`
+}
+
+// AuthzProvider is an external authorizer.
+type AuthzProvider struct {
+	Name     string        `json:"name"`
+	ExtAuthz *ExtAuthzGRPC `json:"extAuthz"`
+}
+
+// ExtAuthzGRPC is an Envoy ext_authz gRPC service (such as weft
+// authz-server or OPA-Envoy).
+type ExtAuthzGRPC struct {
+	// Service is HOST:PORT of the authorizer.
+	Service string `json:"service"`
+	// Timeout of one check (default 200ms).
+	Timeout string `json:"timeout,omitempty"`
+	// FailOpen lets requests through when the authorizer cannot answer
+	// (default false: denied).
+	FailOpen               bool `json:"failOpen,omitempty"`
+	IncludePeerCertificate bool `json:"includePeerCertificate,omitempty"`
+}
+
+// Slash encodings of AuthzNormalization.
+const (
+	SlashReject = "REJECT"
+	SlashDecode = "DECODE"
+)
+
+// AuthzNormalization says how requests are normalised.
+type AuthzNormalization struct {
+	// SlashEncoding: REJECT (default) answers 400 to a path with %2F or
+	// %5C; DECODE decodes them into / and \ first.
+	SlashEncoding string `json:"slashEncoding,omitempty"`
+	// TrustedHops is how many X-Forwarded-For hops are trusted for
+	// remoteIpBlocks / remote.ip (default 0: the TCP peer).
+	TrustedHops int32 `json:"trustedHops,omitempty"`
 }

@@ -201,7 +201,8 @@ func withVersion(kv store.KV) json.RawMessage {
 }
 
 // hasStatus lists the kinds whose status the API computes on every read.
-var hasStatus = map[string]bool{"HTTPRoute": true, "GRPCRoute": true, "TCPRoute": true, "TrafficPolicy": true}
+var hasStatus = map[string]bool{"HTTPRoute": true, "GRPCRoute": true, "TCPRoute": true, "TrafficPolicy": true,
+	"AuthorizationPolicy": true, "RequestAuthentication": true}
 
 // report computes the status of every route and policy from what the
 // store holds now, or returns nil for kinds without status (or when the

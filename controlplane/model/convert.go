@@ -298,7 +298,26 @@ func FromObjects(objs []resource.Object, workloads []*Workload) (*State, error) 
 		case *v1alpha1.MeshConfig:
 			if v.Name == v1alpha1.MeshConfigName && v.Namespace == v1alpha1.MeshNamespace {
 				st.Mesh = MeshFrom(v)
+				if a := v.Spec.Authorization; a != nil {
+					az, err := AuthorizationFrom(a)
+					if err != nil {
+						return nil, err
+					}
+					st.Mesh.Authorization = az
+				}
 			}
+		case *v1alpha1.AuthorizationPolicy:
+			p, err := AuthzPolicyFrom(v)
+			if err != nil {
+				return nil, err
+			}
+			st.AuthzPolicies = append(st.AuthzPolicies, p)
+		case *v1alpha1.RequestAuthentication:
+			r, err := RequestAuthnFrom(v)
+			if err != nil {
+				return nil, err
+			}
+			st.RequestAuthns = append(st.RequestAuthns, r)
 		default:
 			return nil, fmt.Errorf("model: unsupported object %T", o)
 		}

@@ -183,7 +183,14 @@ type State struct {
 	// Routes above holds HTTPRoutes and GRPCRoutes.
 	TCPRoutes       []*TCPRoute
 	TrafficPolicies []*TrafficPolicy
-	Workloads       []*Workload
+	// AuthzPolicies and RequestAuthns are the AuthorizationPolicies and
+	// RequestAuthentications, by namespace/name.
+	AuthzPolicies []*AuthzPolicy
+	RequestAuthns []*RequestAuthn
+	// JWKS holds the key sets the control plane fetched, by jwksUri (a URI
+	// missing here has not been fetched yet).
+	JWKS      map[string]string
+	Workloads []*Workload
 	// Mesh is the mesh-wide configuration (the MeshConfig; zero without).
 	Mesh Mesh
 	// TrustDomain of the mesh's SPIFFE IDs ("" disables mTLS generation).
@@ -296,6 +303,12 @@ func (s *State) Sort() {
 	sort.Slice(s.TrafficPolicies, func(i, j int) bool {
 		return less(s.TrafficPolicies[i].Namespace, s.TrafficPolicies[i].Name, s.TrafficPolicies[j].Namespace, s.TrafficPolicies[j].Name)
 	})
+	sort.Slice(s.AuthzPolicies, func(i, j int) bool {
+		return less(s.AuthzPolicies[i].Namespace, s.AuthzPolicies[i].Name, s.AuthzPolicies[j].Namespace, s.AuthzPolicies[j].Name)
+	})
+	sort.Slice(s.RequestAuthns, func(i, j int) bool {
+		return less(s.RequestAuthns[i].Namespace, s.RequestAuthns[i].Name, s.RequestAuthns[j].Namespace, s.RequestAuthns[j].Name)
+	})
 	sort.Slice(s.Workloads, func(i, j int) bool {
 		return less(s.Workloads[i].Namespace, s.Workloads[i].Name, s.Workloads[j].Namespace, s.Workloads[j].Name)
 	})
@@ -312,6 +325,9 @@ func less(ns1, n1, ns2, n2 string) bool {
 // feature is off.
 type Mesh struct {
 	Tracing *Tracing
+	// Authorization is nil without spec.authorization (default action
+	// ALLOW, no providers).
+	Authorization *Authorization
 }
 
 // OTLP protocols.

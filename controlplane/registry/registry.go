@@ -195,6 +195,18 @@ func (r *Registry) persist(ctx context.Context, w *model.Workload) error {
 	return nil
 }
 
+// Identity returns the identity and address a workload registered with,
+// and whether it is registered.
+func (r *Registry) Identity(namespace, name string) (identity, address string, ok bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	e := r.entries[key(namespace, name)]
+	if e == nil {
+		return "", "", false
+	}
+	return e.w.Identity, e.w.Address, true
+}
+
 // List returns copies of every workload, sorted by namespace and name.
 func (r *Registry) List() []*model.Workload {
 	r.mu.Lock()

@@ -48,6 +48,9 @@ type Report struct {
 	routes map[string][]Parent
 	// policies by namespace/name.
 	policies map[string]Condition
+	// authz holds AuthorizationPolicies and RequestAuthentications by
+	// kind/namespace/name.
+	authz map[string]Condition
 }
 
 func routeKey(kind, namespace, name string) string { return kind + "/" + namespace + "/" + name }
@@ -66,7 +69,7 @@ func (r *Report) Policy(namespace, name string) (Condition, bool) {
 
 // Compute derives the status of every route and policy of st.
 func Compute(st *model.State) *Report {
-	rep := &Report{routes: map[string][]Parent{}, policies: map[string]Condition{}}
+	rep := &Report{routes: map[string][]Parent{}, policies: map[string]Condition{}, authz: map[string]Condition{}}
 	for _, r := range st.Routes {
 		kind := r.Kind
 		if kind == "" {
@@ -95,6 +98,7 @@ func Compute(st *model.State) *Report {
 		rep.routes[routeKey("TCPRoute", r.Namespace, r.Name)] = parents
 	}
 	computePolicies(st, rep)
+	computeAuthz(st, rep)
 	return rep
 }
 
@@ -354,8 +358,8 @@ func (t *Transitions) condition(key string, c Condition, generation int64, now t
 	}
 }
 
-// Fill writes the object's status from the report (routes and
-// TrafficPolicies; other kinds are left alone). t may be nil: every
+// Fill writes the object's status from the report (routes,
+// TrafficPolicies, AuthorizationPolicies and RequestAuthentications; other kinds are left alone). t may be nil: every
 // condition then transitioned now.
 func (r *Report) Fill(o resource.Object, t *Transitions, now time.Time) {
 	key := resource.KeyOf(o).String()
@@ -366,6 +370,10 @@ func (r *Report) Fill(o resource.Object, t *Transitions, now time.Time) {
 		v.Status.Parents = r.routeParents(key, v.Kind, v.Namespace, v.Name, v.Spec.ParentRefs, v.Generation, t, now)
 	case *gatewayv1alpha2.TCPRoute:
 		v.Status.Parents = r.routeParents(key, "TCPRoute", v.Namespace, v.Name, v.Spec.ParentRefs, v.Generation, t, now)
+	case *v1alpha1.AuthorizationPolicy:
+		v.Status = r.authzStatus(key, "AuthorizationPolicy", v.Namespace, v.Name, v.Spec.TargetRef, v.Generation, t, now)
+	case *v1alpha1.RequestAuthentication:
+		v.Status = r.authzStatus(key, "RequestAuthentication", v.Namespace, v.Name, v.Spec.TargetRef, v.Generation, t, now)
 	case *v1alpha1.TrafficPolicy:
 		c, ok := r.Policy(v.Namespace, v.Name)
 		if !ok {

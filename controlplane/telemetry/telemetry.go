@@ -28,6 +28,7 @@ import (
 	"net"
 	"net/http"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -43,6 +44,8 @@ const (
 	// MaxEdgesPerPush and MaxSamplesPerPush bound what one push may add.
 	MaxEdgesPerPush   = 2000
 	MaxSamplesPerPush = 50
+	// MaxSeriesPerProxy bounds the series one proxy keeps in the window.
+	MaxSeriesPerProxy = 2 * MaxEdgesPerPush
 	// expireAfter drops a proxy that has not pushed for this long.
 	expireAfter = 10 * time.Minute
 	// targetFresh is how recently a proxy must have pushed to be a
@@ -120,7 +123,15 @@ type Options struct {
 	// are the listed workloads whose proxy reported an admin address
 	// (labels from the registry). When nil, every proxy that pushed
 	// recently is a target.
-	Workloads  func() []Workload
+	Workloads func() []Workload
+	// Authorize, when set, says whether a caller of the verified identity
+	// may report for the workload namespace/name (the control plane: the
+	// workload is registered with that identity). A proxy can then only
+	// report for itself.
+	// It returns the address the workload registered (its --address), the
+	// only host besides the connection's own that a push may name for
+	// its admin listener.
+	Authorize  func(namespace, workload, identity string) (address string, err error)
 	MaxProxies int
 	Now        func() time.Time
 	Logger     *slog.Logger
@@ -235,6 +246,15 @@ func (t *Telemetry) PushHandler() http.Handler {
 			t.refuse(w, http.StatusForbidden, "wrong_namespace", fmt.Sprintf("a certificate of namespace %s cannot report for %s", ns, p.Namespace))
 			return
 		}
+		host, _, _ := net.SplitHostPort(r.RemoteAddr)
+		if t.opts.Authorize != nil {
+			registered, err := t.opts.Authorize(p.Namespace, p.Workload, id)
+			if err != nil {
+				t.refuse(w, http.StatusForbidden, "wrong_workload", err.Error())
+				return
+			}
+			p.Admin = safeAdmin(p.Admin, host, registered)
+		}
 		if len(p.Edges) > MaxEdgesPerPush {
 			t.refuse(w, http.StatusBadRequest, "too_many_edges", fmt.Sprintf("%d edges, at most %d", len(p.Edges), MaxEdgesPerPush))
 			return
@@ -242,7 +262,6 @@ func (t *Telemetry) PushHandler() http.Handler {
 		if len(p.Samples) > MaxSamplesPerPush {
 			p.Samples = p.Samples[:MaxSamplesPerPush]
 		}
-		host, _, _ := net.SplitHostPort(r.RemoteAddr)
 		tap, err := t.Ingest(id, host, p)
 		if err != nil {
 			t.refuse(w, http.StatusTooManyRequests, "too_many_proxies", err.Error())
@@ -318,10 +337,19 @@ func (t *Telemetry) Ingest(identity, remoteIP string, p Push) (tap bool, err err
 		}
 		r := ps.series[id]
 		if r == nil {
+			if len(ps.series) >= MaxSeriesPerProxy {
+				continue // bounded memory: a churning proxy loses detail, not the control plane
+			}
 			r = &ring{b: make([]bucket, t.slots)}
 			ps.series[id] = r
 		}
 		r.add(sec, d)
+	}
+	// Forget series that left the window.
+	for id, r := range ps.series {
+		if !seen[id] && r.newest() <= sec-int64(t.slots) {
+			delete(ps.series, id)
+		}
 	}
 	for id := range ps.last {
 		if !seen[id] {
@@ -383,6 +411,42 @@ func adminAddress(admin, remoteIP string) string {
 		host = remoteIP
 	}
 	return net.JoinHostPort(host, port)
+}
+
+// safeAdmin keeps a pushed admin address only when its host is the
+// connection's own IP, the workload's registered address, unspecified, or
+// loopback from a loopback connection: a proxy cannot make Prometheus
+// scrape another host. Otherwise the registered address (or the
+// connection's IP) is used with the pushed port.
+func safeAdmin(admin, remoteIP, registered string) string {
+	host, port, err := net.SplitHostPort(admin)
+	if err != nil {
+		return ""
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return ""
+	}
+	ip := net.ParseIP(host)
+	remote := net.ParseIP(remoteIP)
+	switch {
+	case host == remoteIP, host == registered, ip != nil && ip.IsUnspecified():
+		return admin
+	case ip != nil && ip.IsLoopback() && remote != nil && remote.IsLoopback():
+		return admin
+	case registered != "":
+		return net.JoinHostPort(registered, port)
+	default:
+		return net.JoinHostPort(remoteIP, port)
+	}
+}
+
+// newest returns the second of the ring's latest bucket (0 if none).
+func (r *ring) newest() int64 {
+	var n int64
+	for i := range r.b {
+		n = max(n, r.b[i].sec)
+	}
+	return n
 }
 
 func (r *ring) add(sec int64, d counters) {

@@ -116,7 +116,7 @@ func inboundRouteAction(cluster string) *routev3.Route_Route {
 	}}
 }
 
-func inboundListener(address string, in model.InboundPort, mode string, limits inboundLimits, tracing *hcmv3.HttpConnectionManager_Tracing) *listenerv3.Listener {
+func inboundListener(address string, in model.InboundPort, mode string, limits inboundLimits, authz inboundAuthz, tracing *hcmv3.HttpConnectionManager_Tracing) *listenerv3.Listener {
 	cluster := xdsmeta.InboundCluster(in.AppPort)
 	routes := append([]*routev3.Route(nil), limits.routes...)
 	routes = append(routes, &routev3.Route{
@@ -135,17 +135,19 @@ func inboundListener(address string, in model.InboundPort, mode string, limits i
 	if address == "" {
 		address = "0.0.0.0"
 	}
-	var filter *listenerv3.Filter
+	var network []*listenerv3.Filter
 	if in.Protocol == xdsmeta.ProtocolTCP {
-		filter = tcpFilter(cluster, cluster, nil)
+		// Authorization (authz.go) runs before the proxy.
+		network = append(append(network, authz.tcp...), tcpFilter(cluster, cluster, nil))
 	} else {
-		filters := []*hcmv3.HttpFilter{
+		// Authorization filters (authz.go) come first.
+		filters := append(append([]*hcmv3.HttpFilter(nil), authz.http...),
 			httpFilter(filterLocalRateLimit, localRateLimit(cluster, limits.port)),
 			routerFilter(),
-		}
-		filter = hcmFilter(cluster, rc, "", filters, tracing)
+		)
+		network = []*listenerv3.Filter{hcmFilter(cluster, rc, "", filters, tracing)}
 	}
-	chains, listenerFilters := inboundChains(mode, filter)
+	chains, listenerFilters := inboundChains(mode, network)
 	return &listenerv3.Listener{
 		Name:            xdsmeta.InboundListener(in.Port),
 		Address:         socketAddress(address, in.Port),

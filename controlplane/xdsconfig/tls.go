@@ -82,10 +82,10 @@ func upstreamTLS(sans []string, protocol string) *corev3.TransportSocket {
 
 // inboundChains returns the filter chains (and listener filters) of an
 // inbound listener for an mTLS mode.
-func inboundChains(mode string, filter *listenerv3.Filter) ([]*listenerv3.FilterChain, []*listenerv3.ListenerFilter) {
+func inboundChains(mode string, filters []*listenerv3.Filter) ([]*listenerv3.FilterChain, []*listenerv3.ListenerFilter) {
 	switch mode {
 	case model.MTLSDisable:
-		return []*listenerv3.FilterChain{{Name: "plaintext", Filters: []*listenerv3.Filter{filter}}}, nil
+		return []*listenerv3.FilterChain{{Name: "plaintext", Filters: filters}}, nil
 	case model.MTLSPermissive:
 		inspector := []*listenerv3.ListenerFilter{{
 			Name:       wellknown.TlsInspector,
@@ -96,16 +96,16 @@ func inboundChains(mode string, filter *listenerv3.Filter) ([]*listenerv3.Filter
 				Name:             "mtls",
 				FilterChainMatch: &listenerv3.FilterChainMatch{TransportProtocol: "tls"},
 				TransportSocket:  downstreamTLS(),
-				Filters:          []*listenerv3.Filter{filter},
+				Filters:          filters,
 			},
 			{
 				Name:             "plaintext",
 				FilterChainMatch: &listenerv3.FilterChainMatch{TransportProtocol: "raw_buffer"},
-				Filters:          []*listenerv3.Filter{filter},
+				Filters:          filters,
 			},
 		}, inspector
 	default:
-		return []*listenerv3.FilterChain{{Name: "mtls", TransportSocket: downstreamTLS(), Filters: []*listenerv3.Filter{filter}}}, nil
+		return []*listenerv3.FilterChain{{Name: "mtls", TransportSocket: downstreamTLS(), Filters: filters}}, nil
 	}
 }
 

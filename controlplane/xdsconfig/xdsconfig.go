@@ -2,9 +2,12 @@ package xdsconfig
 
 import (
 	"fmt"
-	"google.golang.org/protobuf/types/known/wrapperspb"
+	"slices"
+	"sort"
 	"strconv"
 	"time"
+
+	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -109,6 +112,7 @@ func NewGeneration(st *model.State) *Generation {
 	}
 	g.buildRateLimits()
 	g.tracing, g.otlpCluster = tracingConfig(st.Mesh.Tracing)
+	g.authzProblems()
 	return g
 }
 
@@ -135,9 +139,18 @@ func (g *Generation) ForNode(w *model.Workload) Resources {
 	if g.state.TrustDomain != "" {
 		mode = g.state.MTLSMode(w)
 	}
+	var providers []string
 	for _, in := range w.Inbound {
-		listeners = append(listeners, inboundListener(w.Address, in, mode, g.limitsFor(w, in), g.tracing))
+		authz := g.authzFor(w, in)
+		providers = append(providers, authz.providers...)
+		listeners = append(listeners, inboundListener(w.Address, in, mode, g.limitsFor(w, in), authz, g.tracing))
 		clusters = append(clusters, inboundCluster(in))
+	}
+	sort.Strings(providers)
+	for _, name := range slices.Compact(providers) {
+		if c := authzProviderCluster(g.state.Mesh.Authorization.Provider(name)); c != nil {
+			clusters = append(clusters, c)
+		}
 	}
 	if g.otlpCluster != nil {
 		clusters = append(clusters, g.otlpCluster)

@@ -9,8 +9,10 @@ package authz
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/netip"
+	"time"
 
 	"github.com/weftmesh/weft/proxy/xdsresource"
 )
@@ -42,6 +44,17 @@ type Request struct {
 	// TCP marks a connection-level check (network RBAC): only L4
 	// attributes are set.
 	TCP bool
+	// ServerName is the TLS SNI of the connection ("" for plaintext), for
+	// requested_server_name permissions.
+	ServerName string
+	// Scheme ("http" or "https"), Protocol ("HTTP/1.1", "HTTP/2") and ID
+	// (x-request-id) are sent to ext_authz authorizers; DestID is this
+	// workload's SPIFFE ID (the destination principal).
+	Scheme, Protocol, ID string
+	DestID               string
+	// Body is the buffered request body, at most MaxRequestBytes(), for
+	// ext_authz filters with with_request_body (nil otherwise).
+	Body []byte
 }
 
 // Decision is the outcome of Check.
@@ -72,30 +85,53 @@ type Options struct {
 	// filter's failure mode then applies). Required when a filter has an
 	// ext_authz config.
 	ExtAuthz func(ctx context.Context, cluster string, req *Request) (Decision, error)
+	// Now is the clock JWTs are checked against; nil is time.Now.
+	Now func() time.Time
 }
 
 // Engine is a compiled set of authorization filters. Immutable; safe for
-// concurrent use.
+// concurrent use. Check blocks only while it asks an ext_authz
+// authorizer (bounded by the filter's timeout); Authenticate never blocks.
+// A nil *Engine allows everything.
 type Engine struct {
-	f    *xdsresource.AuthzFilters
-	opts Options
+	steps []step
+	jwt   *jwtAuth
+	opts  Options
+	// deny, when set, is the reason every request is denied (DenyAll).
+	deny string
+	// maxBody is the largest with_request_body of the ext_authz filters.
+	maxBody uint32
 }
 
 // Compile builds the engine of an HCM's authorization filters (nil: an
 // engine that allows everything). It fails on anything it cannot
 // evaluate.
 func Compile(f *xdsresource.AuthzFilters, opts Options) (*Engine, error) {
-	return &Engine{f: f, opts: opts}, nil
+	e, err := compile(f, opts)
+	if err != nil {
+		return nil, fmt.Errorf("authz: %w", err)
+	}
+	return e, nil
 }
 
-// CompileNetwork builds the engine of a TCP filter chain's network RBAC.
+// CompileNetwork builds the engine of a TCP filter chain's network RBAC
+// (nil: an engine that allows everything). Check it with Request.TCP set.
 func CompileNetwork(r *xdsresource.NetworkRBAC) (*Engine, error) {
-	return &Engine{}, nil
+	e, err := compileNetwork(r)
+	if err != nil {
+		return nil, fmt.Errorf("authz: %w", err)
+	}
+	return e, nil
 }
 
 // DenyAll is the engine of a listener whose authorization config could
 // not be used: it denies every request (fail closed).
-func DenyAll(reason string) *Engine { return &Engine{} }
+func DenyAll(reason string) *Engine {
+	if reason == "" {
+		reason = "authorization config unusable"
+	}
+	return &Engine{deny: reason}
+}
 
 // Authenticate verifies the request's JWT (jwt_authn): it returns the
 // verified claims by payload name, or a 401 decision for a token that
@@ -103,11 +139,23 @@ func DenyAll(reason string) *Engine { return &Engine{} }
 // and sets them from the verified claims, and removes the token unless
 // the provider forwards it.
 func (e *Engine) Authenticate(r *http.Request) (map[string]map[string]any, *Decision) {
-	return nil, nil
+	if e == nil {
+		return nil, nil
+	}
+	if e.deny != "" {
+		return nil, &Decision{Status: http.StatusForbidden, Reason: e.deny}
+	}
+	if e.jwt == nil {
+		return nil, nil
+	}
+	return e.jwt.authenticate(r, e.now())
 }
 
 // Check decides a request: RBAC filters and ext_authz in filter order
 // (the first denial wins; LOG matches are collected).
 func (e *Engine) Check(ctx context.Context, req *Request) Decision {
-	return Decision{Allowed: true}
+	if e == nil {
+		return Decision{Allowed: true}
+	}
+	return e.check(ctx, req)
 }

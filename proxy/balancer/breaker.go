@@ -67,6 +67,22 @@ func (p *Picker) recordRequest() {
 func (p *Picker) acquireRetry() (func(), bool) {
 	s := p.state
 	if b := p.cfg.Limits.RetryBudget; b != nil {
+		if p.cfg.Limits.MaxRetriesSet {
+			// Both bounds: concurrent retries first, so a refused retry
+			// does not spend the budget.
+			if s.retries.Add(1) > int64(p.cfg.Limits.MaxRetries) {
+				s.retries.Add(-1)
+				s.retryOverflow.Add(1)
+				return nil, false
+			}
+			if !s.budget.withdraw(s.now(), b) {
+				s.retries.Add(-1)
+				s.retryOverflow.Add(1)
+				return nil, false
+			}
+			s.retriesMade.Add(1)
+			return releaser(&s.retries), true
+		}
 		if !s.budget.withdraw(s.now(), b) {
 			s.retryOverflow.Add(1)
 			return nil, false

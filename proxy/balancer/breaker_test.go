@@ -188,3 +188,24 @@ func TestRetryBudget(t *testing.T) {
 	// No budget set: RecordRequest does nothing.
 	NewPicker(endpoints(1), testPool(clock).Get("d"), Config{}).RecordRequest()
 }
+
+// TestMaxRetriesWithBudget: a configured max_retries bounds concurrent
+// retries even when a retry budget is set.
+func TestMaxRetriesWithBudget(t *testing.T) {
+	cfg := Config{Limits: xdsresource.CircuitBreakers{MaxRetries: 1, MaxRetriesSet: true,
+		RetryBudget: &xdsresource.RetryBudget{Percent: 100, MinPerSecond: 100}}}
+	p := NewPicker([]xdsresource.Endpoint{{Address: "a:1"}}, NewPool().Get("c"), cfg)
+	release, ok := p.AcquireRetry()
+	if !ok {
+		t.Fatal("first retry refused")
+	}
+	if _, ok := p.AcquireRetry(); ok {
+		t.Fatal("a second concurrent retry passed max_retries 1")
+	}
+	release()
+	if r, ok := p.AcquireRetry(); !ok {
+		t.Fatal("retry refused after release")
+	} else {
+		r()
+	}
+}

@@ -2,7 +2,6 @@ package forward
 
 import (
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -31,9 +30,9 @@ func TestErrorMapping(t *testing.T) {
 		io.WriteString(w, "ok")
 	}))
 	defer slow.Close()
-	dead, _ := net.Listen("tcp", "127.0.0.1:0")
-	deadAddr := dead.Addr().String()
-	dead.Close()
+	// Port 1 (tcpmux) has no listener: a connect is refused. A closed
+	// ephemeral port could be taken again by the test's own servers.
+	deadAddr := "127.0.0.1:1"
 
 	res := &snapshot.Resources{
 		Listeners: map[string]*xdsresource.Listener{"outbound": {Name: "outbound", FilterChains: []xdsresource.FilterChain{{HTTP: &xdsresource.HTTPConnectionManager{RouteConfigName: "outbound"}}}}},

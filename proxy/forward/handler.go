@@ -3,6 +3,7 @@ package forward
 import (
 	"context"
 	"io"
+	"math"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/weftmesh/weft/proxy/balancer"
+	"github.com/weftmesh/weft/proxy/normalize"
 	"github.com/weftmesh/weft/proxy/route"
 	"github.com/weftmesh/weft/proxy/xdsresource"
 )
@@ -100,7 +102,22 @@ func (h *handler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		reply(w, grpc, http.StatusServiceUnavailable, "listener "+h.listener+" not configured", -1)
 		return
 	}
-	if l.RateLimit != nil && h.f.limited(w, l.Name, l.RateLimit, grpc) {
+	// Canonical form first: routing, authorization and the upstream all
+	// see the same request.
+	var norm *normalize.Result
+	if l.Normalizer != nil {
+		n, err := l.Normalizer.Request(r)
+		if err != nil {
+			code, reason := http.StatusBadRequest, "invalid request"
+			if ne, ok := err.(*normalize.Error); ok {
+				code, reason = ne.Status, ne.Reason
+			}
+			reply(w, grpc, code, reason, -1)
+			return
+		}
+		norm = n
+	}
+	if h.dir == Inbound && l.Authz != nil && !h.authorize(x, w, r, l, norm) {
 		return
 	}
 	table := snap.RouteTable(l)
@@ -131,7 +148,14 @@ func (h *handler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	if rt.Fault != nil && h.fault(w, r, rt.Fault, grpc) {
 		return
 	}
-	if rt.RateLimit != nil && h.f.limited(w, routeLimitKey(l.Name, rt.Name), rt.RateLimit, grpc) {
+	// A route's own bucket replaces the port's (as Envoy's per-route
+	// local rate limit does).
+	if rt.RateLimit != nil {
+		if h.f.limited(w, routeLimitKey(l.Name, rt.Name), rt.RateLimit, grpc) {
+			x.edge = true
+			return
+		}
+	} else if l.RateLimit != nil && h.f.limited(w, l.Name, l.RateLimit, grpc) {
 		x.edge = true
 		return
 	}
@@ -209,6 +233,11 @@ func (h *handler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	}
 	if out.Header.Get("x-request-id") == "" {
 		out.Header.Set("x-request-id", requestID())
+	}
+	if h.dir == Outbound {
+		// Only this proxy names the source: never what the app sent.
+		delete(out.Header, HeaderSourceWorkload)
+		delete(out.Header, HeaderSourceVersion)
 	}
 	if cluster.TLS != nil && h.dir == Outbound {
 		// Named to the peer's proxy over mutual TLS only (a label there).
@@ -363,6 +392,9 @@ func grpcTimeout(v string) (time.Duration, bool) {
 		unit = time.Nanosecond
 	default:
 		return 0, false
+	}
+	if n > uint64(math.MaxInt64/unit) {
+		return 0, false // longer than time.Duration holds: no deadline
 	}
 	d := time.Duration(n) * unit
 	if d <= 0 {

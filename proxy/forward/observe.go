@@ -47,6 +47,8 @@ const (
 	flagRateLimited
 	flagDownstream
 	flagNoCluster
+	flagUAEX
+	flagDenied
 )
 
 // flagNames are in Envoy's order of the flags above.
@@ -54,6 +56,7 @@ var flagNames = [...]string{
 	metrics.FlagOverflow, metrics.FlagUpstreamConnect, metrics.FlagRetryLimit, metrics.FlagNoRoute,
 	metrics.FlagNoHealthy, metrics.FlagUpstreamTimeout, metrics.FlagDelayInjected, metrics.FlagFaultInjected,
 	metrics.FlagRateLimited, metrics.FlagDownstreamConn, metrics.FlagNoCluster,
+	metrics.FlagUnauthorizedExtern, metrics.FlagDenied,
 }
 
 // String is the response_flags value: "-", one flag (no allocation), or

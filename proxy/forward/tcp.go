@@ -46,8 +46,9 @@ func (f *Forwarder) ServeTCP(c net.Conn, listener, cluster string, dir Direction
 	if snap == nil {
 		return
 	}
+	var l *snapshot.Listener
 	if cluster == "" {
-		l := snap.Listeners[listener]
+		l = snap.Listeners[listener]
 		if l == nil || !l.IsTCP() {
 			return
 		}
@@ -57,6 +58,10 @@ func (f *Forwarder) ServeTCP(c net.Conn, listener, cluster string, dir Direction
 	o.service = cluster
 	if name, ns, _, ok := xdsmeta.ParseOutboundCluster(cluster); ok {
 		o.service = name + "." + ns
+	}
+	if dir == Inbound && l != nil && l.Authz != nil && !f.authorizeConn(c, l, &o) {
+		o.end(403, nil)
+		return
 	}
 	cl := snap.Clusters[cluster]
 	if cl == nil {

@@ -503,12 +503,13 @@ func TestRateLimit(t *testing.T) {
 	if ok, limited := codes("/limited", 4); ok != 2 || limited != 2 {
 		t.Fatalf("route limit: %d ok, %d limited", ok, limited)
 	}
-	// Not enabled: unlimited (but the listener's bucket counts them).
+	// Not enabled: unlimited. A route's own config replaces the
+	// listener's, so these take none of its tokens either.
 	if ok, limited := codes("/off", 3); ok != 3 || limited != 0 {
 		t.Fatalf("disabled limit: %d ok, %d limited", ok, limited)
 	}
-	// The listener's 10 tokens: 4 + 3 taken, 3 left.
-	if ok, limited := codes("/", 5); limited != 2 || ok != 3 {
+	// Routes without their own limit share the listener's 10 tokens.
+	if ok, limited := codes("/", 12); limited != 2 || ok != 10 {
 		t.Fatalf("listener limit: %d ok, %d limited", ok, limited)
 	}
 }

@@ -135,6 +135,8 @@ type Metrics struct {
 	nacks        *prometheus.CounterVec
 	certExpiry   prometheus.Gauge
 
+	authzDenied, authzAudit *authzCounters
+
 	services atomic.Pointer[map[string]struct{}] // nil: every service known
 
 	reqSeries  sync.Map // requestKey → *requestObservers
@@ -205,9 +207,13 @@ func New(self Peer, opts Options) *Metrics {
 	m.certExpiry = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: Namespace, Subsystem: "proxy", Name: "certificate_expiry_timestamp_seconds",
 		Help: "When the proxy's workload certificate expires (Unix seconds)."})
 
+	m.authzDenied = newAuthzCounters("denied_total", "Requests (401, 403) and TCP connections denied by authorization, by the denying policy.")
+	m.authzAudit = newAuthzCounters("audit_total", "Requests matched by an AUDIT policy (logged, not blocked), by policy.")
+
 	m.reg.MustRegister(m.requests, m.duration, m.reqBytes, m.respBytes,
 		m.tcpOpened, m.tcpClosed, m.tcpSent, m.tcpRecv,
-		m.xdsConnected, m.configInfo, m.nacks, m.certExpiry)
+		m.xdsConnected, m.configInfo, m.nacks, m.certExpiry,
+		m.authzDenied.vec, m.authzAudit.vec)
 	if !opts.NoRuntime {
 		m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}

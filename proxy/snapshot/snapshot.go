@@ -11,7 +11,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/weftmesh/weft/proxy/authz"
 	"github.com/weftmesh/weft/proxy/balancer"
+	"github.com/weftmesh/weft/proxy/normalize"
 	"github.com/weftmesh/weft/proxy/route"
 	"github.com/weftmesh/weft/proxy/xdsresource"
 )
@@ -23,6 +25,11 @@ type Resources struct {
 	Clusters  map[string]*xdsresource.Cluster
 	Endpoints map[string]*xdsresource.ClusterLoadAssignment
 	Secrets   map[string]*xdsresource.Secret
+	// Denied are listeners that deny every request whatever their config,
+	// with why: their last update could not be decoded (the listener here
+	// is the one accepted before). Cleared by a listener update that
+	// decodes.
+	Denied map[string]string
 	// Versions of each type URL, as last accepted.
 	Versions map[string]string
 }
@@ -84,6 +91,15 @@ type Listener struct {
 	// Tracing is the HCM's tracing config (the first chain's that has
 	// one); nil when the listener traces nothing.
 	Tracing *xdsresource.Tracing
+	// Normalizer puts every request into canonical form before routing
+	// and authorization; nil for a TCP listener.
+	Normalizer *normalize.Normalizer
+	// Authz is the listener's authorization (HCM filters or network
+	// RBAC), enforced on inbound listeners: nil when it has none,
+	// authz.DenyAll when its config could not be used.
+	Authz *authz.Engine
+	// AuthzPeerCert: an ext_authz filter wants the client certificate.
+	AuthzPeerCert bool
 }
 
 // IsTCP reports whether the listener proxies opaque TCP.
@@ -123,10 +139,18 @@ func (s *Snapshot) RouteTable(l *Listener) *route.Table {
 	return s.Routes[l.RDS]
 }
 
-// Compile builds a snapshot of the resources; cluster state comes from the
-// pool (and the pool forgets clusters that are gone). It fails on what the
-// proxy cannot honour, naming the resource.
+// Compile is CompileWith without options (no ext_authz client).
 func Compile(res *Resources, pool *balancer.Pool) (*Snapshot, error) {
+	return CompileWith(res, pool, Options{})
+}
+
+// CompileWith builds a snapshot of the resources; cluster state comes from
+// the pool (and the pool forgets clusters that are gone). It fails on what
+// the proxy cannot honour, naming the resource. A listener whose
+// authorization cannot be compiled (or that res.Denied names) is not a
+// failure of the snapshot: it gets authz.DenyAll, and CompileWith returns
+// the snapshot together with an *AuthzError naming it.
+func CompileWith(res *Resources, pool *balancer.Pool, opts Options) (*Snapshot, error) {
 	s := &Snapshot{
 		Listeners: make(map[string]*Listener, len(res.Listeners)),
 		Routes:    make(map[string]*route.Table, len(res.Routes)),
@@ -140,10 +164,17 @@ func Compile(res *Resources, pool *balancer.Pool) (*Snapshot, error) {
 	for name, rc := range res.Routes {
 		s.Routes[name] = route.Compile(rc)
 	}
+	var authzErr *AuthzError
 	for name, l := range res.Listeners {
 		cl, err := compileListener(l)
 		if err != nil {
 			return nil, err
+		}
+		if err := compileAuthz(cl, l, res.Denied[name], opts); err != nil {
+			if authzErr == nil {
+				authzErr = &AuthzError{Listeners: map[string]error{}}
+			}
+			authzErr.Listeners[name] = err
 		}
 		s.Listeners[name] = cl
 	}
@@ -184,6 +215,9 @@ func Compile(res *Resources, pool *balancer.Pool) (*Snapshot, error) {
 		}
 	}
 	pool.Retain(keep)
+	if authzErr != nil {
+		return s, authzErr
+	}
 	return s, nil
 }
 
@@ -259,6 +293,11 @@ func compileListener(l *xdsresource.Listener) (*Listener, error) {
 		}
 		sig = this
 	}
+	n, err := compileNormalizer(l)
+	if err != nil {
+		return nil, fmt.Errorf("listener %q: %w", l.Name, err)
+	}
+	cl.Normalizer = n
 	switch {
 	case tlsChain && plainChain:
 		if !l.TLSInspector {

@@ -248,11 +248,8 @@ func decodeFilterChain(b []byte) (FilterChain, error) {
 			return FilterChain{}, at("transport_socket", err)
 		}
 	}
-	if len(filters) != 1 {
-		return FilterChain{}, at("filters", fmt.Errorf("want exactly 1 network filter, have %d", len(filters)))
-	}
-	if c.HTTP, c.TCP, err = decodeNetworkFilter(filters[0]); err != nil {
-		return FilterChain{}, atIndex("filters", 0, err)
+	if c.HTTP, c.TCP, err = decodeNetworkFilters(filters); err != nil {
+		return FilterChain{}, err
 	}
 	return c, nil
 }
@@ -314,6 +311,64 @@ func decodeFilterChainMatch(b []byte) (string, error) {
 	return "", at("transport_protocol", fmt.Errorf("%q: %w (want %q or %q)", protocol, errNotSupported, TransportTLS, TransportRawBuffer))
 }
 
+// decodeNetworkFilters decodes the network filters of a chain: an HTTP
+// connection manager, or a TCP proxy optionally preceded by a network RBAC
+// filter (envoy.filters.network.rbac, into TCPProxy.RBAC).
+func decodeNetworkFilters(filters [][]byte) (*HTTPConnectionManager, *TCPProxy, error) {
+	var rbac *NetworkRBAC
+	if len(filters) == 2 {
+		r, isRBAC, err := decodeNetworkRBACFilter(filters[0])
+		switch {
+		case err != nil:
+			return nil, nil, atIndex("filters", 0, err)
+		case !isRBAC:
+			return nil, nil, at("filters", errors.New("want exactly 1 network filter, have 2 (two only as "+NetworkFilterRBAC+" then a TCP proxy)"))
+		}
+		rbac, filters = r, filters[1:]
+	}
+	if len(filters) != 1 {
+		return nil, nil, at("filters", fmt.Errorf("want exactly 1 network filter, have %d", len(filters)))
+	}
+	i := 0
+	if rbac != nil {
+		i = 1
+	}
+	hcm, tcp, err := decodeNetworkFilter(filters[0])
+	if err != nil {
+		return nil, nil, atIndex("filters", i, err)
+	}
+	if rbac != nil {
+		if tcp == nil {
+			return nil, nil, atIndex("filters", 0, fmt.Errorf("%s is only supported before a TCP proxy", NetworkFilterRBAC))
+		}
+		tcp.RBAC = rbac
+	}
+	return hcm, tcp, nil
+}
+
+// decodeNetworkRBACFilter decodes an envoy.config.listener.v3.Filter that
+// may be a network RBAC filter; isRBAC is false (and err nil) when it is
+// not one.
+func decodeNetworkRBACFilter(b []byte) (r *NetworkRBAC, isRBAC bool, err error) {
+	var config oneof
+	err = walk(b, func(f field) error {
+		switch f.num {
+		case 4, 5:
+			return config.message(f)
+		}
+		return nil
+	})
+	if err != nil || config.num != 4 {
+		return nil, false, err
+	}
+	a, err := decodeAny(config.f.b)
+	if err != nil || typeName(a.typeURL) != networkRBACMessage {
+		return nil, false, nil
+	}
+	r, err = decodeNetworkRBAC(a.value)
+	return r, true, at("typed_config", err)
+}
+
 // decodeNetworkFilter decodes an envoy.config.listener.v3.Filter.
 func decodeNetworkFilter(b []byte) (*HTTPConnectionManager, *TCPProxy, error) {
 	var (
@@ -354,6 +409,8 @@ func decodeNetworkFilter(b []byte) (*HTTPConnectionManager, *TCPProxy, error) {
 	case tcpProxyMessage:
 		tcp, err := decodeTCPProxy(a.value)
 		return nil, tcp, at("typed_config", err)
+	case networkRBACMessage:
+		return nil, nil, fmt.Errorf("filter %q: %s must be followed by a TCP proxy", name, NetworkFilterRBAC)
 	}
 	return nil, nil, at("typed_config", fmt.Errorf("filter %q of type %q: %w", name, a.typeURL, errNotSupported))
 }
@@ -382,6 +439,8 @@ func decodeHCM(b []byte) (*HTTPConnectionManager, error) {
 			err = atIndex("http_filters", len(filters)-1, err)
 		case 7:
 			err = at("tracing", tracing.add(f))
+		default:
+			_, err = hcm.Normalization.decodeField(f)
 		}
 		return err
 	})
@@ -442,10 +501,12 @@ func decodeRDS(b []byte) (string, error) {
 
 // decodeHTTPFilter decodes an
 // envoy.extensions.filters.network.http_connection_manager.v3.HttpFilter
-// and appends its name (FilterRouter, FilterFault or FilterLocalRateLimit)
-// to hcm.HTTPFilters. Any other filter is an error unless it is optional
-// (is_optional), in which case the proxy ignores it. The router must come
-// last, and each filter at most once. The fault filter's own config must
+// and appends its name (FilterRouter, FilterFault, FilterLocalRateLimit,
+// FilterRBAC, FilterJWTAuthn or FilterExtAuthz) to hcm.HTTPFilters; the
+// authorization filters' configs go to hcm.Authz. Any other filter is an
+// error unless it is optional (is_optional), in which case the proxy
+// ignores it. The router must come last, and each filter at most once but
+// RBAC and ext_authz, which may repeat. The fault filter's own config must
 // inject nothing: faults are configured per route.
 func decodeHTTPFilter(b []byte, hcm *HTTPConnectionManager) error {
 	var (
@@ -484,7 +545,7 @@ func decodeHTTPFilter(b []byte, hcm *HTTPConnectionManager) error {
 		switch name {
 		case routerFilter:
 			kind = FilterRouter
-		case FilterFault, FilterLocalRateLimit:
+		case FilterFault, FilterLocalRateLimit, FilterRBAC, FilterJWTAuthn, FilterExtAuthz:
 			return at("typed_config", errMissing)
 		}
 	case 4:
@@ -498,6 +559,12 @@ func decodeHTTPFilter(b []byte, hcm *HTTPConnectionManager) error {
 			kind = FilterFault
 		case localRateLimitMessage:
 			kind = FilterLocalRateLimit
+		case httpRBACMessage:
+			kind = FilterRBAC
+		case jwtAuthnMessage:
+			kind = FilterJWTAuthn
+		case extAuthzMessage:
+			kind = FilterExtAuthz
 		}
 		what = fmt.Sprintf("filter %q of type %q", name, a.typeURL)
 	}
@@ -519,7 +586,9 @@ func decodeHTTPFilter(b []byte, hcm *HTTPConnectionManager) error {
 	case kind == "":
 		return fmt.Errorf("%s: %w", what, errNotSupported)
 	}
-	if slices.Contains(hcm.HTTPFilters, kind) {
+	// RBAC and ext_authz filters may repeat (docs/xds.md: a CUSTOM gate
+	// and its authorizer per provider, then DENY, ALLOW and AUDIT).
+	if kind != FilterRBAC && kind != FilterExtAuthz && slices.Contains(hcm.HTTPFilters, kind) {
 		return fmt.Errorf("duplicate %s filter", kind)
 	}
 	switch kind {
@@ -538,6 +607,10 @@ func decodeHTTPFilter(b []byte, hcm *HTTPConnectionManager) error {
 		}
 		if rl.Bucket != nil {
 			hcm.RateLimit = rl
+		}
+	case FilterRBAC, FilterJWTAuthn, FilterExtAuthz:
+		if err := decodeAuthzHTTPFilter(kind, a.value, hcm); err != nil {
+			return at("typed_config", err)
 		}
 	}
 	hcm.HTTPFilters = append(hcm.HTTPFilters, kind)

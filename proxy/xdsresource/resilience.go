@@ -204,6 +204,7 @@ func decodeThresholds(b []byte) (CircuitBreakers, int32, error) {
 			return CircuitBreakers{}, 0, at(l.name, err)
 		}
 	}
+	cb.MaxRetriesSet = try.set
 	if budget.set {
 		if cb.RetryBudget, err = decodeRetryBudget(budget.b); err != nil {
 			return CircuitBreakers{}, 0, at("retry_budget", err)

@@ -137,8 +137,9 @@ type HTTPConnectionManager struct {
 	RouteConfigName string
 	Routes          *RouteConfiguration
 	// HTTPFilters are the names of http_filters in order; the last is
-	// always FilterRouter. Only FilterFault, FilterLocalRateLimit and
-	// FilterRouter are accepted.
+	// always FilterRouter. Only FilterFault, FilterLocalRateLimit,
+	// FilterRouter and the authorization filters (FilterRBAC,
+	// FilterJWTAuthn, FilterExtAuthz; see Authz) are accepted.
 	HTTPFilters []string
 	// RateLimit is the local_ratelimit filter's own config when it has a
 	// token bucket (a limit for the whole listener); nil otherwise.
@@ -146,6 +147,9 @@ type HTTPConnectionManager struct {
 	// Authz holds the authorization filters' configs (RBAC, jwt_authn,
 	// ext_authz), in the order of HTTPFilters; nil when there is none.
 	Authz *AuthzFilters
+	// Normalization is how requests are put into canonical form before
+	// routing and authorization (zero value: Weft's defaults).
+	Normalization Normalization
 	// Tracing is the HCM's tracing (provider envoy.tracers.opentelemetry);
 	// nil when the HCM traces nothing.
 	Tracing *Tracing
@@ -535,6 +539,10 @@ type ClusterExtras struct {
 // CircuitBreakers is a decoded CircuitBreakers.Thresholds.
 type CircuitBreakers struct {
 	MaxConnections, MaxPendingRequests, MaxRequests, MaxRetries uint32
+	// MaxRetriesSet: max_retries was given. Weft then bounds concurrent
+	// retries by it even when a retry budget is set (Envoy ignores it
+	// then; Weft honours both, so a configured limit is never ignored).
+	MaxRetriesSet bool
 	// RetryBudget is set when thresholds.retry_budget is (Weft semantics,
 	// see docs/xds.md).
 	RetryBudget *RetryBudget

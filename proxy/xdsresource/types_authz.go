@@ -83,8 +83,8 @@ const (
 	PrinOr                                      // or_ids
 	PrinNot                                     // not_id (IDs[0])
 	PrinAuthenticated                           // authenticated.principal_name: the peer certificate's URI SAN (SPIFFE ID); an unauthenticated (plaintext) peer never matches
-	PrinDirectRemoteIP                          // direct_remote_ip: the TCP peer
-	PrinRemoteIP                                // remote_ip: the client IP after trusted X-Forwarded-For hops (source_ip, deprecated, is the same)
+	PrinDirectRemoteIP                          // direct_remote_ip: the TCP peer (source_ip, deprecated, is the same: it ignores X-Forwarded-For, and the proxy speaks no PROXY protocol)
+	PrinRemoteIP                                // remote_ip: the client IP after trusted X-Forwarded-For hops
 	PrinHeader                                  // header
 	PrinURLPath                                 // url_path
 	PrinMetadata                                // metadata: only filter "envoy.filters.http.jwt_authn" (the verified JWT payload)
@@ -99,15 +99,17 @@ type Principal struct {
 	CIDR   netip.Prefix
 	Header HeaderMatcher
 	Path   StringMatch
-	// Claim for PrinMetadata: metadata.filter must be
+	// Payload and Claim for PrinMetadata: metadata.filter must be
 	// "envoy.filters.http.jwt_authn", metadata.path is
-	// [{key: PAYLOAD_NAME}, {key: CLAIM}, {key: SUBCLAIM}...]: Claim holds
-	// the path after the payload name; Value matches a string claim, or
-	// any element of a list claim (value.list_match.one_of) when InList.
-	Claim  []string
-	Value  StringMatch
-	InList bool
-	Invert bool // metadata.invert
+	// [{key: PAYLOAD_NAME}, {key: CLAIM}, {key: SUBCLAIM}...]: Payload is
+	// the payload name (JWTProvider.PayloadInMetadata), Claim holds the
+	// path after it; Value matches a string claim, or any element of a
+	// list claim (value.list_match.one_of) when InList.
+	Payload string
+	Claim   []string
+	Value   StringMatch
+	InList  bool
+	Invert  bool // metadata.invert
 }
 
 // HTTPRBAC is a decoded envoy.extensions.filters.http.rbac.v3.RBAC.
@@ -199,4 +201,9 @@ type AuthzFilters struct {
 	RBAC     []HTTPRBAC
 	JWT      *JWTAuthn
 	ExtAuthz []ExtAuthz
+	// Order lists the authorization filters in HCM order, each as its
+	// filter name (FilterRBAC, FilterJWTAuthn, FilterExtAuthz): the Nth
+	// FilterRBAC is RBAC[N-1], and so on. It tells how RBAC and ext_authz
+	// filters interleave.
+	Order []string
 }
