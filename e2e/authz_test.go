@@ -662,6 +662,9 @@ spec:
 				{"/ADMIN", "catalog.shop", "/ADMIN"},
 				{"/by-host", "other.example", "/by-host"},
 			} {
+				if tc.host != "catalog.shop" && via.addr == viaMesh {
+					continue // a local upstream port sets the authority itself
+				}
 				code, body := rawGet(t, via.addr, tc.target, tc.host)
 				if code != 200 || !strings.Contains(body, "uri="+tc.want+" ") {
 					t.Errorf("%s: %d %q, want 200 and the app seeing %s", tc.target, code, body, tc.want)

@@ -276,6 +276,9 @@ func New(opts Options) (*Proxy, error) {
 			return p.source.ClientConfig(identity.ClientOptions{AllowedIDs: ids, NextProtos: alpn})
 		},
 	})
+	// ext_authz Checks go to the endpoints of the authorizer's STATIC
+	// cluster in the current config, plaintext HTTP/2.
+	p.authzClient = authz.NewExtAuthzClient(p.dialAuthz)
 	p.rotator, err = identity.NewRotator(identity.RotatorOptions{
 		Source: p.source,
 		ID:     id,

@@ -98,7 +98,7 @@ func (g *Generation) authzFor(w *model.Workload, in model.InboundPort) inboundAu
 	policies = st.AuthzPoliciesFor(w, in)
 	tcp := in.Protocol == xdsmeta.ProtocolTCP
 	var out inboundAuthz
-	b := &ruleBuilder{trustDomain: st.TrustDomain}
+	b := &ruleBuilder{trustDomain: st.TrustDomain, listenerPort: in.Port, appPort: in.AppPort}
 	if !tcp {
 		var jwt *jwtauthnv3.JwtAuthentication
 		jwt, b.payloads = jwtAuthn(st, st.RequestAuthnsFor(w, in))
@@ -376,6 +376,10 @@ func algFitsKey(alg string, k map[string]any) bool {
 // ruleBuilder translates rules for one inbound port.
 type ruleBuilder struct {
 	trustDomain string
+	// listenerPort and appPort are the inbound port's: a policy names the
+	// app port (as Istio names the workload's port), the listener sees
+	// its own local port.
+	listenerPort, appPort uint32
 	// payloads are the jwt_authn payload metadata names of the port's
 	// providers (none: JWT conditions never match).
 	payloads []string
@@ -617,15 +621,22 @@ func (b *ruleBuilder) source(s model.AuthzSource, tcp bool) *rbacv3.Principal {
 	return prinAnd(and)
 }
 
-func portPerm(v string) *rbacv3.Permission {
+// portPerm matches a destination port. The RBAC filter sits on one
+// inbound listener, whose local port is what destination_port sees: the
+// app port it serves (or the listener's own port) becomes the listener's
+// port, any other port can never match there.
+func (b *ruleBuilder) portPerm(v string) *rbacv3.Permission {
 	n, err := strconv.ParseUint(v, 10, 16)
 	if err != nil || n == 0 {
 		return nil
 	}
-	return &rbacv3.Permission{Rule: &rbacv3.Permission_DestinationPort{DestinationPort: uint32(n)}}
+	if uint32(n) != b.appPort && uint32(n) != b.listenerPort {
+		return permNot(permAny())
+	}
+	return &rbacv3.Permission{Rule: &rbacv3.Permission_DestinationPort{DestinationPort: b.listenerPort}}
 }
 
-func operation(o model.AuthzOperation, tcp bool) *rbacv3.Permission {
+func (b *ruleBuilder) operation(o model.AuthzOperation, tcp bool) *rbacv3.Permission {
 	var and []*rbacv3.Permission
 	if !tcp {
 		and = append(and, fieldPerm(o.Methods, o.NotMethods, func(v string) *rbacv3.Permission {
@@ -641,7 +652,7 @@ func operation(o model.AuthzOperation, tcp bool) *rbacv3.Permission {
 			return &rbacv3.Permission{Rule: &rbacv3.Permission_Header{Header: headerMatch(":authority", v, true)}}
 		})...)
 	}
-	and = append(and, fieldPerm(o.Ports, o.NotPorts, portPerm)...)
+	and = append(and, fieldPerm(o.Ports, o.NotPorts, b.portPerm)...)
 	if !tcp {
 		and = append(and, fieldPerm(o.Paths, o.NotPaths, func(v string) *rbacv3.Permission {
 			if v == "*" {
@@ -663,7 +674,7 @@ func (b *ruleBuilder) condition(c model.AuthzCondition, tcp bool) ([]*rbacv3.Per
 	}
 	switch c.Key.Attr {
 	case resource.AttrDestPort:
-		return fieldPerm(c.Values, c.NotValues, portPerm), nil
+		return fieldPerm(c.Values, c.NotValues, b.portPerm), nil
 	case resource.AttrSNI:
 		return fieldPerm(c.Values, c.NotValues, func(v string) *rbacv3.Permission {
 			return &rbacv3.Permission{Rule: &rbacv3.Permission_RequestedServerName{RequestedServerName: stringMatch(v, true)}}
@@ -713,7 +724,7 @@ func (b *ruleBuilder) policy(r model.AuthzRule, tcp bool) *rbacv3.Policy {
 	if len(r.To) > 0 {
 		var ops []*rbacv3.Permission
 		for _, t := range r.To {
-			ops = append(ops, operation(t, tcp))
+			ops = append(ops, b.operation(t, tcp))
 		}
 		perms = append(perms, permOr(ops))
 	}

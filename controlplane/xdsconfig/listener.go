@@ -22,6 +22,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
+	"github.com/weftmesh/weft/api/v1alpha1"
 	"github.com/weftmesh/weft/api/xdsmeta"
 	"github.com/weftmesh/weft/controlplane/model"
 )
@@ -39,12 +40,36 @@ func routerFilter() *hcmv3.HttpFilter { return httpFilter(wellknown.Router, &rou
 
 // hcmFilter is an HTTP connection manager; tracing is nil when the mesh
 // does not trace (see tracing.go).
-func hcmFilter(statPrefix string, routes *routev3.RouteConfiguration, rdsName string, filters []*hcmv3.HttpFilter, tracing *hcmv3.HttpConnectionManager_Tracing) *listenerv3.Filter {
+// hcmCommon is what every HCM of a proxy shares: tracing, and how
+// requests are normalised (the standard HCM fields; the Weft proxy
+// normalises always and reads the slash action and trusted hops).
+type hcmCommon struct {
+	tracing     *hcmv3.HttpConnectionManager_Tracing
+	slashAction hcmv3.HttpConnectionManager_PathWithEscapedSlashesAction
+	trustedHops uint32
+}
+
+func newHCMCommon(m model.Mesh) hcmCommon {
+	c := hcmCommon{slashAction: hcmv3.HttpConnectionManager_REJECT_REQUEST}
+	if a := m.Authorization; a != nil {
+		if a.SlashEncoding == v1alpha1.SlashDecode {
+			c.slashAction = hcmv3.HttpConnectionManager_UNESCAPE_AND_FORWARD
+		}
+		c.trustedHops = a.TrustedHops
+	}
+	return c
+}
+
+func hcmFilter(statPrefix string, routes *routev3.RouteConfiguration, rdsName string, filters []*hcmv3.HttpFilter, common hcmCommon) *listenerv3.Filter {
 	hcm := &hcmv3.HttpConnectionManager{
-		CodecType:   hcmv3.HttpConnectionManager_AUTO,
-		StatPrefix:  statPrefix,
-		HttpFilters: filters,
-		Tracing:     tracing,
+		CodecType:                    hcmv3.HttpConnectionManager_AUTO,
+		StatPrefix:                   statPrefix,
+		HttpFilters:                  filters,
+		Tracing:                      common.tracing,
+		NormalizePath:                wrapperspb.Bool(true),
+		MergeSlashes:                 true,
+		PathWithEscapedSlashesAction: common.slashAction,
+		XffNumTrustedHops:            common.trustedHops,
 	}
 	if routes != nil {
 		hcm.RouteSpecifier = &hcmv3.HttpConnectionManager_RouteConfig{RouteConfig: routes}
@@ -76,7 +101,7 @@ func tcpFilter(statPrefix, cluster string, weights []*tcpproxyv3.TcpProxy_Weight
 	}
 }
 
-func outboundListener(addr string, tracing *hcmv3.HttpConnectionManager_Tracing) (*listenerv3.Listener, error) {
+func outboundListener(addr string, common hcmCommon) (*listenerv3.Listener, error) {
 	host, portStr, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, err
@@ -96,7 +121,7 @@ func outboundListener(addr string, tracing *hcmv3.HttpConnectionManager_Tracing)
 		Name:    xdsmeta.OutboundListener,
 		Address: socketAddress(host, uint32(port)),
 		FilterChains: []*listenerv3.FilterChain{{
-			Filters: []*listenerv3.Filter{hcmFilter(xdsmeta.OutboundListener, nil, xdsmeta.OutboundRoutes, filters, tracing)},
+			Filters: []*listenerv3.Filter{hcmFilter(xdsmeta.OutboundListener, nil, xdsmeta.OutboundRoutes, filters, common)},
 		}},
 	}, nil
 }
@@ -116,7 +141,7 @@ func inboundRouteAction(cluster string) *routev3.Route_Route {
 	}}
 }
 
-func inboundListener(address string, in model.InboundPort, mode string, limits inboundLimits, authz inboundAuthz, tracing *hcmv3.HttpConnectionManager_Tracing) *listenerv3.Listener {
+func inboundListener(address string, in model.InboundPort, mode string, limits inboundLimits, authz inboundAuthz, common hcmCommon) *listenerv3.Listener {
 	cluster := xdsmeta.InboundCluster(in.AppPort)
 	routes := append([]*routev3.Route(nil), limits.routes...)
 	routes = append(routes, &routev3.Route{
@@ -145,7 +170,7 @@ func inboundListener(address string, in model.InboundPort, mode string, limits i
 			httpFilter(filterLocalRateLimit, localRateLimit(cluster, limits.port)),
 			routerFilter(),
 		)
-		network = []*listenerv3.Filter{hcmFilter(cluster, rc, "", filters, tracing)}
+		network = []*listenerv3.Filter{hcmFilter(cluster, rc, "", filters, common)}
 	}
 	chains, listenerFilters := inboundChains(mode, network)
 	return &listenerv3.Listener{

@@ -55,7 +55,9 @@ type Generation struct {
 	secret      *tlsv3.Secret
 	// tracing is every HCM's tracing and otlpCluster the cluster spans
 	// are exported through, when the MeshConfig turns tracing on.
-	tracing     *hcmv3.HttpConnectionManager_Tracing
+	tracing *hcmv3.HttpConnectionManager_Tracing
+	// hcm is what every HCM shares (tracing, normalisation).
+	hcm         hcmCommon
 	otlpCluster *clusterv3.Cluster
 	// problems lists what could not be honoured (unknown backends...), for
 	// status reporting; generation never fails on them.
@@ -112,6 +114,8 @@ func NewGeneration(st *model.State) *Generation {
 	}
 	g.buildRateLimits()
 	g.tracing, g.otlpCluster = tracingConfig(st.Mesh.Tracing)
+	g.hcm = newHCMCommon(st.Mesh)
+	g.hcm.tracing = g.tracing
 	g.authzProblems()
 	return g
 }
@@ -128,9 +132,9 @@ func (g *Generation) ForNode(w *model.Workload) Resources {
 	// Without an outbound listener of its own (--outbound none), the proxy
 	// still routes its local upstream ports with the outbound routes: it
 	// gets the listener unbound, so the routes stay referenced.
-	if l, err := outboundListener(w.Outbound, g.tracing); err == nil {
+	if l, err := outboundListener(w.Outbound, g.hcm); err == nil {
 		listeners = append(listeners, l)
-	} else if l, err := outboundListener(unboundOutbound, g.tracing); err == nil {
+	} else if l, err := outboundListener(unboundOutbound, g.hcm); err == nil {
 		l.BindToPort = wrapperspb.Bool(false)
 		listeners = append(listeners, l)
 	}
@@ -143,7 +147,7 @@ func (g *Generation) ForNode(w *model.Workload) Resources {
 	for _, in := range w.Inbound {
 		authz := g.authzFor(w, in)
 		providers = append(providers, authz.providers...)
-		listeners = append(listeners, inboundListener(w.Address, in, mode, g.limitsFor(w, in), authz, g.tracing))
+		listeners = append(listeners, inboundListener(w.Address, in, mode, g.limitsFor(w, in), authz, g.hcm))
 		clusters = append(clusters, inboundCluster(in))
 	}
 	sort.Strings(providers)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -172,7 +173,11 @@ func compileRBAC(r *xdsresource.RBAC, l4 bool) (*policySet, error) {
 		return nil, fmt.Errorf("unknown action %d", r.Action)
 	}
 	ps := &policySet{action: r.Action}
-	for _, p := range r.Policies {
+	sorted := slices.SortedFunc(slices.Values(r.Policies), func(a, b xdsresource.RBACPolicy) int { return strings.Compare(a.Name, b.Name) })
+	for i, p := range sorted {
+		if i > 0 && sorted[i-1].Name == p.Name {
+			return nil, fmt.Errorf("policy %q: defined twice", p.Name)
+		}
 		if len(p.Permissions) == 0 || len(p.Principals) == 0 {
 			return nil, fmt.Errorf("policy %q: needs permissions and principals", p.Name)
 		}

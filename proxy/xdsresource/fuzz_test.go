@@ -13,10 +13,12 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	rbacv3 "github.com/envoyproxy/go-control-plane/envoy/config/rbac/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/weftmesh/weft/proxy/xdsresource"
 )
@@ -108,6 +110,14 @@ func seeds() map[string]map[string]proto.Message {
 			"mtls-permissive": permissiveListener(nil),
 			"tcp-weighted":    weightedTCPListener(),
 			"http-filters":    filtersListener(),
+			"authz":           authzListener(nil),
+			"tcp-rbac": networkRBACListener(&rbacv3.RBAC{Action: rbacv3.RBAC_ALLOW, Policies: map[string]*rbacv3.Policy{
+				"ns/allow/rule-0": {
+					Permissions: []*rbacv3.Permission{{Rule: &rbacv3.Permission_DestinationPort{DestinationPort: 5432}}},
+					Principals: []*rbacv3.Principal{{Identifier: &rbacv3.Principal_DirectRemoteIp{
+						DirectRemoteIp: &corev3.CidrRange{AddressPrefix: "10.0.0.0", PrefixLen: wrapperspb.UInt32(8)}}}},
+				},
+			}}),
 		},
 		"FuzzDecodeRouteConfiguration": {
 			"full":    fullRoutes(),
