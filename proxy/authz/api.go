@@ -115,7 +115,8 @@ func Compile(f *xdsresource.AuthzFilters, opts Options) (*Engine, error) {
 }
 
 // CompileNetwork builds the engine of a TCP filter chain's network RBAC
-// (nil: an engine that allows everything). Check it with Request.TCP set.
+// filters: r and the filters chained by r.Then, in order (nil: an engine
+// that allows everything). Check it with Request.TCP set.
 func CompileNetwork(r *xdsresource.NetworkRBAC) (*Engine, error) {
 	e, err := compileNetwork(r)
 	if err != nil {

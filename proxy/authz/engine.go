@@ -147,22 +147,24 @@ func compile(f *xdsresource.AuthzFilters, opts Options) (*Engine, error) {
 
 func compileNetwork(r *xdsresource.NetworkRBAC) (*Engine, error) {
 	e := &Engine{}
-	if r == nil {
-		return e, nil
-	}
-	s := step{}
-	var err error
-	if r.Rules != nil {
-		if s.rules, err = compileRBAC(r.Rules, true); err != nil {
-			return nil, fmt.Errorf("network rbac: rules: %w", err)
+	for i := 0; r != nil; i, r = i+1, r.Then {
+		if i > 64 {
+			return nil, errors.New("network rbac: too many filters")
 		}
-	}
-	if r.ShadowRules != nil {
-		if s.shadow, err = compileRBAC(r.ShadowRules, true); err != nil {
-			return nil, fmt.Errorf("network rbac: shadow_rules: %w", err)
+		s := step{}
+		var err error
+		if r.Rules != nil {
+			if s.rules, err = compileRBAC(r.Rules, true); err != nil {
+				return nil, fmt.Errorf("network rbac %d: rules: %w", i, err)
+			}
 		}
+		if r.ShadowRules != nil {
+			if s.shadow, err = compileRBAC(r.ShadowRules, true); err != nil {
+				return nil, fmt.Errorf("network rbac %d: shadow_rules: %w", i, err)
+			}
+		}
+		e.steps = append(e.steps, s)
 	}
-	e.steps = []step{s}
 	return e, nil
 }
 

@@ -289,6 +289,9 @@ func TestCheckNetwork(t *testing.T) {
 		Rules: &x.RBAC{Action: x.RBACDeny, Policies: []x.RBACPolicy{
 			pol("ns/deny/rule-0", []x.Permission{port(5432)}, []x.Principal{prinNot(peer(prefix("spiffe://cluster.local/ns/db/")))}),
 		}},
+		Then: &x.NetworkRBAC{StatPrefix: "tcp", Rules: &x.RBAC{Action: x.RBACAllow, Policies: []x.RBACPolicy{
+			pol("ns/allow/rule-0", []x.Permission{anyPerm()}, []x.Principal{directIP("10.0.0.0/8")}),
+		}}},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -304,5 +307,10 @@ func TestCheckNetwork(t *testing.T) {
 	}
 	if d := e.Check(context.Background(), tcp(80, "")); !d.Allowed {
 		t.Fatalf("other port: %+v", d)
+	}
+	outside := tcp(80, "")
+	outside.DirectIP = netip.MustParseAddr("172.16.0.1")
+	if d := e.Check(context.Background(), outside); d.Allowed || d.Policy != "" {
+		t.Fatalf("chained ALLOW not applied: %+v", d)
 	}
 }

@@ -90,6 +90,17 @@ func (k *key) suits(a *algorithm) bool {
 // and safe for concurrent use. A nil or empty KeySet verifies nothing.
 type KeySet struct {
 	keys []key
+	// skipped describes the keys that could not be used (malformed).
+	skipped []string
+}
+
+// Skipped describes the keys of the set that were malformed and are not
+// used, one line each.
+func (s *KeySet) Skipped() []string {
+	if s == nil {
+		return nil
+	}
+	return s.skipped
 }
 
 // Len is the number of usable keys.
@@ -169,7 +180,11 @@ func ParseJWKS(b []byte) (*KeySet, error) {
 		}
 		k, err := parseKey(&j)
 		if err != nil {
-			return nil, fmt.Errorf("%w: key %d: %v", ErrJWKS, i, err)
+			// One malformed key must not lock out the others (an
+			// identity provider's set is not ours to fix): it is
+			// skipped, and tokens it would verify fail.
+			ks.skipped = append(ks.skipped, fmt.Sprintf("key %d: %v", i, err))
+			continue
 		}
 		if k != nil {
 			ks.keys = append(ks.keys, *k)

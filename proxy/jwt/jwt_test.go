@@ -296,16 +296,6 @@ func TestParseJWKS(t *testing.T) {
 		"keys not an array": `{"keys":{}}`,
 		"key not an object": `{"keys":[1]}`,
 		"kid not a string":  string(jwks(t, with(rs.jwk, "kid", 1))),
-		"bad modulus":       string(jwks(t, with(rs.jwk, "n", "!!"))),
-		"even modulus":      string(jwks(t, with(rs.jwk, "n", b64(append(mustB64(t, rs.jwk["n"].(string))[:255], 2))))),
-		"no exponent":       string(jwks(t, with(rs.jwk, "e", ""))),
-		"exponent 1":        string(jwks(t, with(rs.jwk, "e", "AQ"))),
-		"even exponent":     string(jwks(t, with(rs.jwk, "e", "AQAA"))),
-		"huge exponent":     string(jwks(t, with(rs.jwk, "e", b64([]byte{1, 0, 0, 0, 1})))),
-		"off curve":         string(jwks(t, with(ec.jwk, "y", b64(offCurve)))),
-		"short x":           string(jwks(t, with(ec.jwk, "x", b64(x[1:])))),
-		"long y":            string(jwks(t, with(ec.jwk, "y", b64(append([]byte{0}, y...))))),
-		"short Ed25519":     string(jwks(t, with(ed.jwk, "x", b64(make([]byte, 31))))),
 		"too deep":          `{"keys":[],"x":` + strings.Repeat("[", 20) + strings.Repeat("]", 20) + `}`,
 		"duplicate keys":    `{"keys":[],"keys":[]}`,
 		"too many": string(jwks(t, func() []map[string]any {
@@ -318,6 +308,25 @@ func TestParseJWKS(t *testing.T) {
 	} {
 		if _, err := jwt.ParseJWKS([]byte(in)); !errors.Is(err, jwt.ErrJWKS) {
 			t.Errorf("%s: %v", name, err)
+		}
+	}
+	// A malformed key is skipped, not the whole set: the other keys of an
+	// identity provider keep working, tokens of the bad key fail.
+	for name, in := range map[string]string{
+		"bad modulus":   string(jwks(t, with(rs.jwk, "n", "!!"))),
+		"even modulus":  string(jwks(t, with(rs.jwk, "n", b64(append(mustB64(t, rs.jwk["n"].(string))[:255], 2))))),
+		"no exponent":   string(jwks(t, with(rs.jwk, "e", ""))),
+		"exponent 1":    string(jwks(t, with(rs.jwk, "e", "AQ"))),
+		"even exponent": string(jwks(t, with(rs.jwk, "e", "AQAA"))),
+		"huge exponent": string(jwks(t, with(rs.jwk, "e", b64([]byte{1, 0, 0, 0, 1})))),
+		"off curve":     string(jwks(t, with(ec.jwk, "y", b64(offCurve)))),
+		"short x":       string(jwks(t, with(ec.jwk, "x", b64(x[1:])))),
+		"long y":        string(jwks(t, with(ec.jwk, "y", b64(append([]byte{0}, y...))))),
+		"short Ed25519": string(jwks(t, with(ed.jwk, "x", b64(make([]byte, 31))))),
+	} {
+		ks, err := jwt.ParseJWKS([]byte(in))
+		if err != nil || ks.Len() != 0 || len(ks.Skipped()) != 1 {
+			t.Errorf("%s: err %v, %d keys, skipped %v", name, err, ks.Len(), ks.Skipped())
 		}
 	}
 	if ks, err := jwt.ParseJWKS([]byte(`{"keys":[]}`)); err != nil || ks.Len() != 0 {

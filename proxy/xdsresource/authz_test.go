@@ -285,6 +285,16 @@ func TestDecodeNetworkRBAC(t *testing.T) {
 	if tcp.RBAC == nil || tcp.RBAC.StatPrefix != "tcp_rbac" || tcp.RBAC.Rules.Policies[0].Permissions[0].Port != 5432 || tcp.Cluster != "db.prod:5432" {
 		t.Fatalf("%s", dump(t, tcp))
 	}
+	// DENY then ALLOW, as the control plane chains them.
+	two := networkRBACListener(&rbacv3.RBAC{Action: rbacv3.RBAC_DENY, Policies: map[string]*rbacv3.Policy{"d": l4}})
+	allow := networkFilter(&netrbacv3.RBAC{StatPrefix: "tcp_allow", Rules: &rbacv3.RBAC{Policies: map[string]*rbacv3.Policy{"a": l4}}})
+	two.FilterChains[0].Filters = append([]*listenerv3.Filter{two.FilterChains[0].Filters[0], allow}, two.FilterChains[0].Filters[1:]...)
+	if l, err = xdsresource.DecodeListener(marshal(t, two)); err != nil {
+		t.Fatal(err)
+	}
+	if r := l.FilterChains[0].TCP.RBAC; r.Rules.Action != xdsresource.RBACDeny || r.Then == nil || r.Then.StatPrefix != "tcp_allow" || r.Then.Rules.Action != xdsresource.RBACAllow || r.Then.Then != nil {
+		t.Fatalf("chain: %s", dump(t, r))
+	}
 	l7 := proto.Clone(l4).(*rbacv3.Policy)
 	l7.Permissions = []*rbacv3.Permission{{Rule: &rbacv3.Permission_UrlPath{UrlPath: &matcherv3.PathMatcher{Rule: &matcherv3.PathMatcher_Path{Path: strExact("/")}}}}}
 	_, err = xdsresource.DecodeListener(marshal(t, networkRBACListener(&rbacv3.RBAC{Policies: map[string]*rbacv3.Policy{"p": l7}})))

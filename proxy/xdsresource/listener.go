@@ -312,36 +312,38 @@ func decodeFilterChainMatch(b []byte) (string, error) {
 }
 
 // decodeNetworkFilters decodes the network filters of a chain: an HTTP
-// connection manager, or a TCP proxy optionally preceded by a network RBAC
-// filter (envoy.filters.network.rbac, into TCPProxy.RBAC).
+// connection manager, or a TCP proxy optionally preceded by network RBAC
+// filters (envoy.filters.network.rbac, into TCPProxy.RBAC and its Then
+// chain, in order).
 func decodeNetworkFilters(filters [][]byte) (*HTTPConnectionManager, *TCPProxy, error) {
-	var rbac *NetworkRBAC
-	if len(filters) == 2 {
-		r, isRBAC, err := decodeNetworkRBACFilter(filters[0])
+	var (
+		first *NetworkRBAC
+		last  **NetworkRBAC = &first
+		n     int
+	)
+	for ; n < len(filters)-1; n++ {
+		r, isRBAC, err := decodeNetworkRBACFilter(filters[n])
 		switch {
 		case err != nil:
-			return nil, nil, atIndex("filters", 0, err)
+			return nil, nil, atIndex("filters", n, err)
 		case !isRBAC:
-			return nil, nil, at("filters", errors.New("want exactly 1 network filter, have 2 (two only as "+NetworkFilterRBAC+" then a TCP proxy)"))
+			return nil, nil, at("filters", fmt.Errorf("want exactly 1 network filter, have %d (more only as %s filters then a TCP proxy)", len(filters), NetworkFilterRBAC))
 		}
-		rbac, filters = r, filters[1:]
+		*last = r
+		last = &r.Then
 	}
-	if len(filters) != 1 {
+	if len(filters)-n != 1 {
 		return nil, nil, at("filters", fmt.Errorf("want exactly 1 network filter, have %d", len(filters)))
 	}
-	i := 0
-	if rbac != nil {
-		i = 1
-	}
-	hcm, tcp, err := decodeNetworkFilter(filters[0])
+	hcm, tcp, err := decodeNetworkFilter(filters[n])
 	if err != nil {
-		return nil, nil, atIndex("filters", i, err)
+		return nil, nil, atIndex("filters", n, err)
 	}
-	if rbac != nil {
+	if first != nil {
 		if tcp == nil {
 			return nil, nil, atIndex("filters", 0, fmt.Errorf("%s is only supported before a TCP proxy", NetworkFilterRBAC))
 		}
-		tcp.RBAC = rbac
+		tcp.RBAC = first
 	}
 	return hcm, tcp, nil
 }

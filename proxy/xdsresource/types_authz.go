@@ -130,6 +130,9 @@ type NetworkRBAC struct {
 	StatPrefix  string
 	Rules       *RBAC
 	ShadowRules *RBAC
+	// Then is the next network RBAC filter of the chain (docs/xds.md:
+	// DENY, then ALLOW), evaluated after this one; nil for the last.
+	Then *NetworkRBAC
 }
 
 // JWTProvider is a decoded
