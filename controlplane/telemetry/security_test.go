@@ -16,7 +16,9 @@ import (
 func TestPushOnlyForItself(t *testing.T) {
 	p := contract(t)
 	tel := New(Options{
-		PeerIdentity: func(r *http.Request) (string, string, error) { return p.Namespace, r.Header.Get("x-test-identity"), nil },
+		PeerIdentity: func(r *http.Request) (string, string, error) {
+			return p.Namespace, r.Header.Get("x-test-identity"), nil
+		},
 		Authorize: func(ns, workload, identity string) (string, error) {
 			if ns+"/"+workload == p.Namespace+"/"+p.Workload && identity == "web" {
 				return "127.0.0.2", nil
