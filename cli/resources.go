@@ -375,6 +375,39 @@ func printObjects(w io.Writer, k *resource.Kind, items []json.RawMessage, output
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Namespace, r.Name, authzTargetLabel(r.Namespace, r.Spec.TargetRef),
 				orNone(issuers), acc, age(now, r.CreationTimestamp.Time))
 		}
+	case "MeshConfig":
+		fmt.Fprintln(tw, "NAMESPACE\tNAME\tTRACING\tDEFAULT-ACTION\tAUTHORIZERS\tAGE")
+		for _, raw := range items {
+			var m v1alpha1.MeshConfig
+			if err := json.Unmarshal(raw, &m); err != nil {
+				return err
+			}
+			tracing, action, providers := "off", "ALLOW", []string{}
+			if t := m.Spec.Tracing; t != nil {
+				tracing = "on"
+				if t.SampleRate != nil {
+					tracing = fmt.Sprintf("%g%%", *t.SampleRate)
+				}
+			}
+			if a := m.Spec.Authorization; a != nil {
+				if a.DefaultAction != "" {
+					action = a.DefaultAction
+				}
+				for _, p := range a.Providers {
+					providers = append(providers, p.Name)
+				}
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", m.Namespace, m.Name, tracing, action, orNone(providers), age(now, m.CreationTimestamp.Time))
+		}
+	default:
+		fmt.Fprintln(tw, "NAMESPACE\tNAME\tAGE")
+		for _, raw := range items {
+			var m metav1.PartialObjectMetadata
+			if err := json.Unmarshal(raw, &m); err != nil {
+				return err
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\n", m.Namespace, m.Name, age(now, m.CreationTimestamp.Time))
+		}
 	}
 	if len(notes) > 0 {
 		tw.Flush()
