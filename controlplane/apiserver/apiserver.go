@@ -36,6 +36,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/weftmesh/weft/api/resource"
+	"github.com/weftmesh/weft/api/v1alpha1"
 	"github.com/weftmesh/weft/controlplane/model"
 	"github.com/weftmesh/weft/controlplane/status"
 	"github.com/weftmesh/weft/controlplane/store"
@@ -300,6 +301,10 @@ func (h *Handler) put(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusUnprocessableEntity, err.Error())
 		return
 	}
+	if details := h.checkAgainstStore(r.Context(), obj); len(details) > 0 {
+		writeError(w, http.StatusUnprocessableEntity, fmt.Sprintf("%s %s/%s is invalid", k.Name, ns, name), details...)
+		return
+	}
 	result, stored, err := h.apply(r.Context(), k, obj)
 	if err != nil {
 		h.storeError(w, err)
@@ -311,6 +316,46 @@ func (h *Handler) put(w http.ResponseWriter, r *http.Request) {
 	}
 	h.opts.Logger.Info("applied", "kind", k.Name, "namespace", ns, "name", name, "result", result)
 	writeJSON(w, code, ApplyResult{Result: result, Object: stored})
+}
+
+// checkAgainstStore refuses what can only be judged with other objects:
+// an AuthorizationPolicy with HTTP (L7) fields whose target Service port
+// is TCP, where they cannot be evaluated. (Mesh- and namespace-wide
+// policies cannot be judged at apply time; on TCP ports their L7 rules
+// fail closed, see docs/security.md.)
+func (h *Handler) checkAgainstStore(ctx context.Context, obj resource.Object) []string {
+	p, ok := obj.(*v1alpha1.AuthorizationPolicy)
+	if !ok || p.Spec.TargetRef == nil {
+		return nil
+	}
+	kv, err := h.opts.Store.Get(ctx, StoreKey("Service", p.Namespace, p.Spec.TargetRef.Name))
+	if err != nil {
+		return nil // a missing target is reported in the policy's status
+	}
+	var svc v1alpha1.Service
+	if json.Unmarshal(kv.Value, &svc) != nil {
+		return nil
+	}
+	var tcp []string
+	for _, port := range svc.Spec.Ports {
+		if p.Spec.TargetRef.Port != 0 && port.Port != p.Spec.TargetRef.Port {
+			continue
+		}
+		if port.Protocol == "TCP" {
+			tcp = append(tcp, strconv.Itoa(int(port.Port)))
+		}
+	}
+	if len(tcp) == 0 {
+		return nil
+	}
+	var out []string
+	for i, rule := range p.Spec.Rules {
+		if resource.AuthzRuleL7(rule) {
+			out = append(out, fmt.Sprintf("spec.rules[%d]: Invalid value: HTTP attributes (methods, hosts, paths, request principals, headers or claims) cannot be evaluated on TCP port %s of Service %s: target an HTTP port (targetRef.port) or use only principals, namespaces, ipBlocks and ports",
+				i, strings.Join(tcp, ", "), p.Spec.TargetRef.Name))
+		}
+	}
+	return out
 }
 
 // apply stores obj, keeping server-owned metadata of an existing object.

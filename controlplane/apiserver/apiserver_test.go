@@ -3,6 +3,7 @@ package apiserver_test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -206,5 +207,26 @@ func TestTelemetryRoutes(t *testing.T) {
 	}
 	if code, m := do(t, "PUT", srv.URL+"/v1/meshconfigs/weft-system/other", `{"apiVersion":"weft.dev/v1alpha1","kind":"MeshConfig","metadata":{"name":"other","namespace":"weft-system"},"spec":{}}`); code != 422 {
 		t.Errorf("PUT meshconfig other = %d %v", code, m)
+	}
+}
+
+// TestAuthzL7OnTCPRefused: an AuthorizationPolicy with HTTP fields that
+// targets a TCP port is refused at apply time; L4 fields are accepted.
+func TestAuthzL7OnTCPRefused(t *testing.T) {
+	srv, _ := newServer(t)
+	db := `{"apiVersion":"weft.dev/v1alpha1","kind":"Service","metadata":{"name":"db","namespace":"shop"},"spec":{"selector":{"app":"db"},"ports":[{"port":5432,"protocol":"TCP"}]}}`
+	if code, m := do(t, "PUT", srv.URL+"/v1/services/shop/db", db); code != 201 {
+		t.Fatalf("service: %d %v", code, m)
+	}
+	l7 := `{"apiVersion":"weft.dev/v1alpha1","kind":"AuthorizationPolicy","metadata":{"name":"p","namespace":"shop"},
+"spec":{"targetRef":{"kind":"Service","name":"db"},"rules":[{"to":[{"operation":{"paths":["/admin"]}}]}]}}`
+	code, m := do(t, "PUT", srv.URL+"/v1/authorizationpolicies/shop/p", l7)
+	if code != http.StatusUnprocessableEntity || !strings.Contains(fmt.Sprint(m), "TCP port 5432") {
+		t.Fatalf("L7 rule on a TCP port: %d %v", code, m)
+	}
+	l4 := `{"apiVersion":"weft.dev/v1alpha1","kind":"AuthorizationPolicy","metadata":{"name":"p","namespace":"shop"},
+"spec":{"targetRef":{"kind":"Service","name":"db"},"rules":[{"from":[{"source":{"namespaces":["shop"]}}]}]}}`
+	if code, m := do(t, "PUT", srv.URL+"/v1/authorizationpolicies/shop/p", l4); code != 201 {
+		t.Fatalf("L4 rule on a TCP port: %d %v", code, m)
 	}
 }
