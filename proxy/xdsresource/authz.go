@@ -337,24 +337,9 @@ func decodePermission(b []byte, l4 bool, depth int) (Permission, error) {
 		if rule.num == 2 {
 			name, p.Kind = "or_rules", PermOr
 		}
-		var rules [][]byte
-		err := walk(rule.f.b, func(f field) error {
-			if f.num != 1 {
-				return nil
-			}
-			rb, err := f.message()
-			rules = append(rules, rb)
-			return atIndex("rules", len(rules)-1, err)
+		p.Rules, err = decodeSet(rule.f.b, "rules", func(b []byte) (Permission, error) {
+			return decodePermission(b, l4, depth+1)
 		})
-		if err == nil && len(rules) == 0 {
-			err = at("rules", errEmpty)
-		}
-		for i := 0; err == nil && i < len(rules); i++ {
-			var sub Permission
-			sub, err = decodePermission(rules[i], l4, depth+1)
-			p.Rules = append(p.Rules, sub)
-			err = atIndex("rules", i, err)
-		}
 		if err != nil {
 			return Permission{}, at(name, err)
 		}
@@ -449,24 +434,9 @@ func decodePrincipal(b []byte, l4 bool, depth int) (Principal, error) {
 		if id.num == 2 {
 			name, p.Kind = "or_ids", PrinOr
 		}
-		var ids [][]byte
-		err := walk(id.f.b, func(f field) error {
-			if f.num != 1 {
-				return nil
-			}
-			ib, err := f.message()
-			ids = append(ids, ib)
-			return atIndex("ids", len(ids)-1, err)
+		p.IDs, err = decodeSet(id.f.b, "ids", func(b []byte) (Principal, error) {
+			return decodePrincipal(b, l4, depth+1)
 		})
-		if err == nil && len(ids) == 0 {
-			err = at("ids", errEmpty)
-		}
-		for i := 0; err == nil && i < len(ids); i++ {
-			var sub Principal
-			sub, err = decodePrincipal(ids[i], l4, depth+1)
-			p.IDs = append(p.IDs, sub)
-			err = atIndex("ids", i, err)
-		}
 		if err != nil {
 			return Principal{}, at(name, err)
 		}
@@ -1379,4 +1349,30 @@ func decodeShadowGate(b []byte) (string, error) {
 		err = fmt.Errorf("only string_match.prefix is %w", errNotSupported)
 	}
 	return p.Value.Value, at("value", err)
+}
+
+// decodeSet decodes the repeated message field 1 of an RBAC set
+// (Permission.Set.rules, Principal.Set.ids): at least one element, each
+// decoded by decode, errors at name[i].
+func decodeSet[T any](b []byte, name string, decode func([]byte) (T, error)) ([]T, error) {
+	var raw [][]byte
+	err := walk(b, func(f field) error {
+		if f.num != 1 {
+			return nil
+		}
+		eb, err := f.message()
+		raw = append(raw, eb)
+		return atIndex(name, len(raw)-1, err)
+	})
+	if err == nil && len(raw) == 0 {
+		err = at(name, errEmpty)
+	}
+	out := make([]T, 0, len(raw))
+	for i := 0; err == nil && i < len(raw); i++ {
+		var v T
+		v, err = decode(raw[i])
+		out = append(out, v)
+		err = atIndex(name, i, err)
+	}
+	return out, err
 }
