@@ -38,6 +38,21 @@ type tracerConfig struct {
 type tracers struct {
 	cur  atomic.Pointer[tracing.Tracer]
 	conf *tracerConfig // last applied; only the xDS handler touches it
+	// retiredDropped and retiredFailed count the spans of replaced
+	// tracers, so the metrics never go down.
+	retiredDropped, retiredFailed atomic.Uint64
+}
+
+// spansLost returns the spans dropped (full queue) and failed to export,
+// over every tracer this proxy had.
+func (p *Proxy) spansLost() (dropped, failed uint64) {
+	dropped, failed = p.tracers.retiredDropped.Load(), p.tracers.retiredFailed.Load()
+	if tr := p.tracers.cur.Load(); tr != nil {
+		st := tr.Stats()
+		dropped += st.Dropped
+		failed += st.Failed
+	}
+	return dropped, failed
 }
 
 // typeShort names an xDS type for metrics: listener, route, cluster,
@@ -229,6 +244,9 @@ func (p *Proxy) swapTracer(next *tracing.Tracer) {
 			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 			defer cancel()
 			_ = old.Shutdown(ctx)
+			st := old.Stats()
+			p.tracers.retiredDropped.Add(st.Dropped)
+			p.tracers.retiredFailed.Add(st.Failed)
 		}()
 	}
 }
