@@ -643,6 +643,9 @@ spec:
 		{"/by-host", "Catalog.Shop."},
 		{"/by-host", "catalog.shop:80"},
 		{"/by-host", "catalog.shop.:80"},
+		{"/by-host", "Catalog.Shop.:8080"},
+		{"/admin;x=1", "catalog.shop"},
+		{"/admin;jsessionid=1/users", "catalog.shop"},
 	}
 	for _, via := range []struct{ name, addr string }{{"direct", direct}, {"through the mesh", viaMesh}} {
 		t.Run(via.name, func(t *testing.T) {

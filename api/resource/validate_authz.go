@@ -333,8 +333,20 @@ func checkPath(v string) error {
 	if !strings.HasPrefix(v, "/") && !strings.HasPrefix(v, "*") {
 		return fmt.Errorf("an absolute path (starting with /), with an optional leading or trailing '*'")
 	}
-	if strings.ContainsAny(v, "?# \t") {
-		return fmt.Errorf("a path without query, fragment or spaces")
+	if strings.ContainsAny(v, "?# \t\\") {
+		return fmt.Errorf("a path without query, fragment, spaces or backslashes")
+	}
+	// Requests are matched in their normalised form (docs/security.md):
+	// a policy path that no normalised request can have would never match.
+	lit := strings.Trim(v, "*")
+	up := strings.ToUpper(lit)
+	switch {
+	case strings.Contains(lit, "//"):
+		return fmt.Errorf("requests are matched with repeated slashes merged: write a single '/'")
+	case strings.Contains(lit+"/", "/./") || strings.Contains(lit+"/", "/../"):
+		return fmt.Errorf("requests are matched with dot segments removed: write the path without '.' or '..' segments")
+	case strings.Contains(up, "%2F") || strings.Contains(up, "%5C") || strings.Contains(up, "%00"):
+		return fmt.Errorf("encoded '/', '\\' and NUL never reach a policy (they are refused or decoded first)")
 	}
 	return checkWildcard(v)
 }

@@ -466,6 +466,91 @@ func headerMatch(name, v string, ignoreCase bool) *routev3.HeaderMatcher {
 	return &routev3.HeaderMatcher{Name: name, HeaderMatchSpecifier: &routev3.HeaderMatcher_StringMatch{StringMatch: stringMatch(v, ignoreCase)}}
 }
 
+// canonicalPath writes a policy path (with its leading or trailing '*')
+// in the form sidecars normalise request paths to, so that the two
+// compare: percent-encoded unreserved characters decoded, other
+// encodings in upper case, characters outside RFC 3986's pchar (e.g.
+// non-ASCII) percent-encoded.
+func canonicalPath(v string) string {
+	lead, trail := strings.HasPrefix(v, "*"), strings.HasSuffix(v, "*") && len(v) > 1
+	lit := strings.TrimPrefix(v, "*")
+	if trail {
+		lit = strings.TrimSuffix(lit, "*")
+	}
+	const hex = "0123456789ABCDEF"
+	var b strings.Builder
+	for i := 0; i < len(lit); i++ {
+		c := lit[i]
+		switch {
+		case c == '%' && i+2 < len(lit) && isHex(lit[i+1]) && isHex(lit[i+2]):
+			d := unhex(lit[i+1])<<4 | unhex(lit[i+2])
+			if isUnreserved(d) {
+				b.WriteByte(d)
+			} else {
+				b.WriteByte('%')
+				b.WriteByte(hex[d>>4])
+				b.WriteByte(hex[d&15])
+			}
+			i += 2
+		case c == '/' || isPchar(c):
+			b.WriteByte(c)
+		default:
+			b.WriteByte('%')
+			b.WriteByte(hex[c>>4])
+			b.WriteByte(hex[c&15])
+		}
+	}
+	out := b.String()
+	if lead {
+		out = "*" + out
+	}
+	if trail {
+		out += "*"
+	}
+	return out
+}
+
+func isHex(c byte) bool { return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F' }
+
+func unhex(c byte) byte {
+	switch {
+	case c >= 'a':
+		return c - 'a' + 10
+	case c >= 'A':
+		return c - 'A' + 10
+	}
+	return c - '0'
+}
+
+func isUnreserved(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '.' || c == '_' || c == '~'
+}
+
+// isPchar: unreserved, sub-delims, ':' and '@' (RFC 3986 §3.3), as
+// proxy/normalize keeps them literal.
+func isPchar(c byte) bool {
+	return isUnreserved(c) || strings.IndexByte("!$&'()*+,;=:@", c) >= 0
+}
+
+// hostMatch matches the :authority against a host with or without a port
+// (a port must not let a request slip past a host rule): "a.b" matches
+// a.b and a.b:PORT, "*.b" any subdomain of b, "a.*" any host starting
+// with "a.", case-insensitively.
+func hostMatch(v string) *routev3.HeaderMatcher {
+	var re string
+	switch {
+	case strings.HasPrefix(v, "*"):
+		re = "(?i).*" + regexp.QuoteMeta(v[1:]) + "(:[0-9]+)?"
+	case strings.HasSuffix(v, "*"):
+		re = "(?i)" + regexp.QuoteMeta(v[:len(v)-1]) + ".*"
+	default:
+		re = "(?i)" + regexp.QuoteMeta(v) + "(:[0-9]+)?"
+	}
+	return &routev3.HeaderMatcher{Name: ":authority", HeaderMatchSpecifier: &routev3.HeaderMatcher_StringMatch{StringMatch: &matcherv3.StringMatcher{
+		MatchPattern: &matcherv3.StringMatcher_SafeRegex{SafeRegex: &matcherv3.RegexMatcher{Regex: re}},
+	}}}
+}
+
 func cidr(v string) *corev3.CidrRange {
 	p, err := resource.ParseIPBlock(v)
 	if err != nil {
@@ -604,7 +689,14 @@ func (b *ruleBuilder) requestPrincipal(v string) *rbacv3.Principal {
 	var ids []*rbacv3.Principal
 	for _, payload := range b.payloads {
 		one := &ruleBuilder{payloads: []string{payload}}
-		ids = append(ids, prinAnd([]*rbacv3.Principal{one.claim([]string{"iss"}, iss, false), one.claim([]string{"sub"}, sub, false)}))
+		match := []*rbacv3.Principal{one.claim([]string{"iss"}, iss, false)}
+		if sub != "*" {
+			// A "*" subject is any verified token of the issuer, with
+			// or without a sub claim (a missing sub must not slip past
+			// a DENY on ISSUER/*).
+			match = append(match, one.claim([]string{"sub"}, sub, false))
+		}
+		ids = append(ids, prinAnd(match))
 	}
 	return prinOr(ids)
 }
@@ -649,7 +741,7 @@ func (b *ruleBuilder) operation(o model.AuthzOperation, tcp bool) *rbacv3.Permis
 			if v == "*" {
 				return permAny()
 			}
-			return &rbacv3.Permission{Rule: &rbacv3.Permission_Header{Header: headerMatch(":authority", v, true)}}
+			return &rbacv3.Permission{Rule: &rbacv3.Permission_Header{Header: hostMatch(v)}}
 		})...)
 	}
 	and = append(and, fieldPerm(o.Ports, o.NotPorts, b.portPerm)...)
@@ -659,7 +751,7 @@ func (b *ruleBuilder) operation(o model.AuthzOperation, tcp bool) *rbacv3.Permis
 				return permAny()
 			}
 			return &rbacv3.Permission{Rule: &rbacv3.Permission_UrlPath{UrlPath: &matcherv3.PathMatcher{
-				Rule: &matcherv3.PathMatcher_Path{Path: stringMatch(v, false)},
+				Rule: &matcherv3.PathMatcher_Path{Path: stringMatch(canonicalPath(v), false)},
 			}}}
 		})...)
 	}

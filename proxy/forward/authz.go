@@ -67,6 +67,7 @@ func (h *handler) authorize(x *exchange, w *statusWriter, r *http.Request, l *sn
 	if n != nil {
 		req.Path, req.RemoteIP = n.Path, n.ClientIP
 	}
+	req.Path = withoutParams(req.Path)
 	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
 		req.DirectIP = ap.Addr().Unmap()
 	}
@@ -206,4 +207,21 @@ func (f *Forwarder) authorizeConn(c net.Conn, l *snapshot.Listener, o *tcpObs) b
 	f.opts.Logger.Debug("connection denied", "listener", l.Name, "policy", dec.Policy, "reason", dec.Reason,
 		"peer", req.PeerID, "source_ip", req.DirectIP.String())
 	return false
+}
+
+// withoutParams removes the ";parameters" of every path segment, for
+// authorization only: servlet containers (Tomcat, Jetty, Spring) serve
+// /admin;x=1 as /admin, so a rule on /admin must see /admin. The app still
+// receives the path as normalised.
+func withoutParams(p string) string {
+	if strings.IndexByte(p, ';') < 0 {
+		return p
+	}
+	segs := strings.Split(p, "/")
+	for i, s := range segs {
+		if j := strings.IndexByte(s, ';'); j >= 0 {
+			segs[i] = s[:j]
+		}
+	}
+	return strings.Join(segs, "/")
 }

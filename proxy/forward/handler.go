@@ -192,6 +192,13 @@ func (h *handler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	cluster.Picker.RecordRequest()
 
 	upgrade := isUpgrade(r.Header)
+	if upgrade && !isWebSocket(r.Header) {
+		// Only WebSocket is tunnelled (as Envoy's default upgrade_configs):
+		// a tunnel of another protocol (h2c above all) would carry
+		// requests no policy sees. The request goes on as a plain one.
+		dropUpgrade(r.Header)
+		upgrade = false
+	}
 	tr, scheme, err := h.f.transport(cluster, upgrade)
 	if err != nil {
 		reply(w, grpc, http.StatusServiceUnavailable, err.Error(), -1)
@@ -352,6 +359,35 @@ func isGRPC(r *http.Request) bool { return route.IsGRPC(r) }
 
 // isUpgrade reports whether the request asks to switch protocols
 // (Connection: Upgrade with an Upgrade header).
+// isWebSocket reports whether the upgrade asked for is WebSocket.
+func isWebSocket(h http.Header) bool {
+	for _, v := range h["Upgrade"] {
+		for _, tok := range strings.Split(v, ",") {
+			if strings.EqualFold(textproto.TrimString(tok), "websocket") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// dropUpgrade turns an upgrade request into a plain one.
+func dropUpgrade(h http.Header) {
+	h.Del("Upgrade")
+	var keep []string
+	for _, v := range h["Connection"] {
+		for _, tok := range strings.Split(v, ",") {
+			if t := textproto.TrimString(tok); t != "" && !strings.EqualFold(t, "upgrade") {
+				keep = append(keep, t)
+			}
+		}
+	}
+	h.Del("Connection")
+	if len(keep) > 0 {
+		h.Set("Connection", strings.Join(keep, ", "))
+	}
+}
+
 func isUpgrade(h http.Header) bool {
 	if len(h["Upgrade"]) == 0 {
 		return false
