@@ -2,7 +2,6 @@ package cli
 
 import (
 	"fmt"
-	"log/slog"
 	"os/signal"
 	"strings"
 	"syscall"
@@ -43,19 +42,11 @@ or outlasts --decision-timeout answers a gRPC error, so the caller's failure mod
 			if len(opts.Policy) == 0 {
 				return fmt.Errorf("--policy: give a .rego file or a directory of them")
 			}
-			var lv slog.Level
-			if err := lv.UnmarshalText([]byte(logLevel)); err != nil {
-				return fmt.Errorf("--log-level %q: use debug, info, warn or error", logLevel)
+			logger, err := newLogger(g.errOut, logLevel, logFormat)
+			if err != nil {
+				return err
 			}
-			ho := &slog.HandlerOptions{Level: lv}
-			switch logFormat {
-			case "text":
-				opts.Logger = slog.New(slog.NewTextHandler(g.errOut, ho))
-			case "json":
-				opts.Logger = slog.New(slog.NewJSONHandler(g.errOut, ho))
-			default:
-				return fmt.Errorf("--log-format %q: use text or json", logFormat)
-			}
+			opts.Logger = logger
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
 			opts.Ready = func(r authzserver.Ready) { printAuthzReady(g, opts, r) }

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -41,19 +42,11 @@ server proxies connect to, and the workload registry. State lives in a bbolt fil
 under --data-dir; stop with Ctrl-C.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var lv slog.Level
-			if err := lv.UnmarshalText([]byte(logLevel)); err != nil {
-				return fmt.Errorf("--log-level %q: use debug, info, warn or error", logLevel)
+			logger, err := newLogger(g.errOut, logLevel, logFormat)
+			if err != nil {
+				return err
 			}
-			ho := &slog.HandlerOptions{Level: lv}
-			switch logFormat {
-			case "text":
-				opts.Logger = slog.New(slog.NewTextHandler(g.errOut, ho))
-			case "json":
-				opts.Logger = slog.New(slog.NewJSONHandler(g.errOut, ho))
-			default:
-				return fmt.Errorf("--log-format %q: use text or json", logFormat)
-			}
+			opts.Logger = logger
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
 			opts.Ready = func(a controlplane.Addresses) {
@@ -78,4 +71,21 @@ under --data-dir; stop with Ctrl-C.`,
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&logFormat, "log-format", "text", "text or json")
 	return cmd
+}
+
+// newLogger builds the logger of a long-running command from its
+// --log-level and --log-format flags.
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: use debug, info, warn or error", level)
+	}
+	ho := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, ho)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, ho)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: use text or json", format)
 }
