@@ -23,6 +23,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	wire "github.com/weftmesh/weft/api/telemetry"
 	"io"
 	"log/slog"
 	"net"
@@ -35,7 +36,7 @@ import (
 )
 
 // PushPath is where proxies POST their pushes (on the issuer's listener).
-const PushPath = "/v1/telemetry"
+const PushPath = wire.Path
 
 // Defaults.
 const (
@@ -53,56 +54,14 @@ const (
 	targetFresh = 60 * time.Second
 )
 
-// Push is the body of POST /v1/telemetry: a copy of proxy/telemetry.Push
-// (the proxy and the control plane never import each other; the JSON is
-// the contract, pinned by proxy/telemetry/testdata/push.json, which this
-// package's tests decode).
-type Push struct {
-	Workload  string            `json:"workload"`
-	Namespace string            `json:"namespace"`
-	Labels    map[string]string `json:"labels,omitempty"`
-	Admin     string            `json:"admin,omitempty"`
-	Boot      string            `json:"boot"`
-	Time      time.Time         `json:"time"`
-	BoundsMS  []float64         `json:"bounds_ms"`
-	Edges     []Edge            `json:"edges"`
-	Samples   []Sample          `json:"samples,omitempty"`
-}
-
-// Edge is one edge's cumulative counters (proxy/stats.Edge).
-type Edge struct {
-	Direction string   `json:"direction"`
-	Service   string   `json:"service"`
-	Version   string   `json:"version,omitempty"`
-	MTLS      bool     `json:"mtls"`
-	Peer      string   `json:"peer,omitempty"`
-	Requests  uint64   `json:"requests"`
-	Success   uint64   `json:"success"`
-	Buckets   []uint64 `json:"buckets"`
-}
-
-// Sample is one request seen by a proxy, for tap.
-type Sample struct {
-	Time        time.Time `json:"time"`
-	Direction   string    `json:"direction"`
-	Method      string    `json:"method"`
-	Authority   string    `json:"authority,omitempty"`
-	Path        string    `json:"path"`
-	Status      int       `json:"status"`
-	LatencyMS   float64   `json:"latency_ms"`
-	Source      string    `json:"source,omitempty"`
-	Destination string    `json:"destination,omitempty"`
-	Version     string    `json:"version,omitempty"`
-	MTLS        bool      `json:"mtls"`
-	// Proxy is the workload (namespace/name) whose proxy reported it;
-	// set by the control plane.
-	Proxy string `json:"proxy"`
-}
-
-// Reply answers a push.
-type Reply struct {
-	Tap bool `json:"tap"`
-}
+// Push, Edge, Sample and Reply are the wire types (api/telemetry),
+// shared with the proxy.
+type (
+	Push   = wire.Push
+	Edge   = wire.Edge
+	Sample = wire.Sample
+	Reply  = wire.Reply
+)
 
 // Workload is a registered workload, for Prometheus service discovery.
 type Workload struct {

@@ -6,6 +6,7 @@
 package stats
 
 import (
+	"github.com/weftmesh/weft/api/telemetry"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -56,17 +57,9 @@ func (s *Stats) Record(k EdgeKey, status int, d time.Duration) {
 	e.buckets[i].Add(1)
 }
 
-// Edge is a read-out of one edge.
-type Edge struct {
-	Direction string   `json:"direction"`
-	Service   string   `json:"service"`
-	Version   string   `json:"version,omitempty"`
-	MTLS      bool     `json:"mtls"`
-	Peer      string   `json:"peer,omitempty"`
-	Requests  uint64   `json:"requests"`
-	Success   uint64   `json:"success"`
-	Buckets   []uint64 `json:"buckets"`
-}
+// Edge is a read-out of one edge (the wire type the proxy pushes to the
+// control plane).
+type Edge = telemetry.Edge
 
 // Edges returns every edge, sorted.
 func (s *Stats) Edges() []Edge {

@@ -20,6 +20,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	wire "github.com/weftmesh/weft/api/telemetry"
 	"io"
 	"log/slog"
 	mrand "math/rand/v2"
@@ -32,55 +33,18 @@ import (
 )
 
 // Path is where the control plane receives pushes (on its issuer port).
-const Path = "/v1/telemetry"
+const Path = wire.Path
 
 // MaxSamples is the most request samples one push carries.
 const MaxSamples = 50
 
-// Push is the body of POST /v1/telemetry. The control plane keeps a copy
-// of this type (controlplane/telemetry); the JSON is the contract, pinned
-// by testdata/push.json which both sides test against.
-type Push struct {
-	Workload  string            `json:"workload"`
-	Namespace string            `json:"namespace"`
-	Labels    map[string]string `json:"labels,omitempty"`
-	// Admin is the proxy's admin listener (host:port), where Prometheus
-	// scrapes /metrics.
-	Admin string `json:"admin,omitempty"`
-	// Boot identifies this run of the proxy: counters restart from zero
-	// when it changes.
-	Boot string    `json:"boot"`
-	Time time.Time `json:"time"`
-	// BoundsMS are the latency histogram's upper bounds (stats.Bounds).
-	BoundsMS []float64 `json:"bounds_ms"`
-	// Edges are cumulative counters since Boot.
-	Edges   []stats.Edge `json:"edges"`
-	Samples []Sample     `json:"samples,omitempty"`
-}
-
-// Sample is one recent request, for tap.
-type Sample struct {
-	Time      time.Time `json:"time"`
-	Direction string    `json:"direction"` // outbound or inbound
-	Method    string    `json:"method"`
-	Authority string    `json:"authority,omitempty"`
-	Path      string    `json:"path"`
-	Status    int       `json:"status"`
-	LatencyMS float64   `json:"latency_ms"`
-	// Source and Destination: workload or SPIFFE ID of the client, and the
-	// destination service (name.namespace) and version that served.
-	Source      string `json:"source,omitempty"`
-	Destination string `json:"destination,omitempty"`
-	Version     string `json:"version,omitempty"`
-	MTLS        bool   `json:"mtls"`
-}
-
-// Reply is the control plane's answer to a push.
-type Reply struct {
-	// Tap is true while someone taps traffic this proxy sees; the proxy
-	// samples requests only then.
-	Tap bool `json:"tap"`
-}
+// Push, Sample and Reply are the wire types (api/telemetry), shared with
+// the control plane.
+type (
+	Push   = wire.Push
+	Sample = wire.Sample
+	Reply  = wire.Reply
+)
 
 // Options configure a Pusher.
 type Options struct {
