@@ -510,8 +510,9 @@ func TestStatAndTap(t *testing.T) {
 			}
 		}
 	}()
-	// Sampling starts with the push after the tap began: probe until a
-	// sample arrives.
+	// Sampling starts, on each sidecar, with its first push after the tap
+	// began: probe until the client's own (outbound) sample arrives — an
+	// inbound sample only shows that svca's sidecar has started sampling.
 	probe := 0
 	deadline := time.Now().Add(20 * time.Second)
 probing:
@@ -522,11 +523,13 @@ probing:
 		probe++
 		get(m.http, fmt.Sprintf("http://svca.shop/probe/%d", probe), "")
 		select {
-		case _, ok := <-samples:
+		case s, ok := <-samples:
 			if !ok {
 				t.Fatalf("weft tap ended: %s", stderr.String())
 			}
-			break probing
+			if s.Direction == "outbound" {
+				break probing
+			}
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
