@@ -84,6 +84,6 @@ func newDemoAppCmd(_ *globals) *cobra.Command {
 	f.StringVar(&o.Listen, "listen", "", "address to listen on")
 	f.StringSliceVar(&o.Calls, "call", nil, "hosts to call for every request (NAME.NAMESPACE)")
 	f.DurationVar(&o.Work, "work", time.Millisecond, "mean time each request takes")
-	f.Float64Var(&o.ErrorRate, "error-rate", 0, "share of requests answered with 503")
+	f.Float64Var(&o.ErrorRate, "error-rate", 0, "share of requests answered with 503, evenly spread (0.1: every tenth)")
 	return cmd
 }

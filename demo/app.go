@@ -6,12 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/weftmesh/weft/api/xdsmeta"
@@ -28,7 +30,10 @@ type AppOptions struct {
 	Calls []string
 	// Work is the mean extra time each request takes (uniform 0..2×Work).
 	Work time.Duration
-	// ErrorRate is the share of requests answered with 503.
+	// ErrorRate is the share of requests answered with 503, evenly spread
+	// (at 0.1, every tenth request): a retry of a failed request is not
+	// failed again by chance, so the demo shows retries hiding every
+	// failure, run after run.
 	ErrorRate float64
 }
 
@@ -76,6 +81,7 @@ func RunApp(ctx context.Context, o AppOptions) error {
 	}
 	httpc := &http.Client{Timeout: 10 * time.Second, Transport: tr}
 
+	var served atomic.Int64
 	mux := http.NewServeMux()
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if o.Work > 0 {
@@ -84,7 +90,7 @@ func RunApp(ctx context.Context, o AppOptions) error {
 		rep := Reply{Service: o.Service, Version: o.Version}
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("x-demo-version", o.Version)
-		if o.ErrorRate > 0 && rand.Float64() < o.ErrorRate {
+		if n := served.Add(1); o.ErrorRate > 0 && math.Floor(float64(n)*o.ErrorRate) > math.Floor(float64(n-1)*o.ErrorRate) {
 			w.WriteHeader(http.StatusServiceUnavailable)
 			rep.Error = "injected failure"
 			json.NewEncoder(w).Encode(rep)
