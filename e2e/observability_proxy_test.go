@@ -211,7 +211,8 @@ func TestTracingAcrossTwoProxies(t *testing.T) {
 	src := metricsOf(web.admin)
 	for _, want := range []string{`reporter="source"`, `destination_service="catalog.shop"`, `destination_principal="spiffe://weft.local/ns/shop/sa/catalog"`,
 		`source_workload="web-1"`, `destination_workload="catalog-1"`, `destination_version="v1"`, `connection_security_policy="mutual_tls"`, "weft_proxy_xds_connected 1",
-		"weft_proxy_access_log_dropped_total 0", "weft_proxy_spans_dropped_total 0"} {
+		`weft_proxy_access_log_dropped_total{reason="queue_full"} 0`, `weft_proxy_spans_dropped_total{reason="queue_full"} 0`,
+		`weft_proxy_spans_dropped_total{reason="export_failed"} 0`, "weft_proxy_spans_exported_total"} {
 		if !strings.Contains(src, want) {
 			t.Errorf("web's /metrics lacks %s", want)
 		}

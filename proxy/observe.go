@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -29,8 +30,15 @@ type TracingOverride struct {
 // tracerConfig is what a tracer was built from; a new one is built when it
 // changes.
 type tracerConfig struct {
-	tracing  xdsresource.Tracing
-	endpoint string // the collector endpoint's address, from the cluster
+	tracing   xdsresource.Tracing
+	endpoints []string // the collector cluster's endpoint addresses
+}
+
+func (c *tracerConfig) equal(o *tracerConfig) bool {
+	if c == nil || o == nil {
+		return c == o
+	}
+	return c.tracing == o.tracing && slices.Equal(c.endpoints, o.endpoints)
 }
 
 // tracers holds the current tracer, swapped when the config changes. The
@@ -38,21 +46,9 @@ type tracerConfig struct {
 type tracers struct {
 	cur  atomic.Pointer[tracing.Tracer]
 	conf *tracerConfig // last applied; only the xDS handler touches it
-	// retiredDropped and retiredFailed count the spans of replaced
-	// tracers, so the metrics never go down.
-	retiredDropped, retiredFailed atomic.Uint64
-}
-
-// spansLost returns the spans dropped (full queue) and failed to export,
-// over every tracer this proxy had.
-func (p *Proxy) spansLost() (dropped, failed uint64) {
-	dropped, failed = p.tracers.retiredDropped.Load(), p.tracers.retiredFailed.Load()
-	if tr := p.tracers.cur.Load(); tr != nil {
-		st := tr.Stats()
-		dropped += st.Dropped
-		failed += st.Failed
-	}
-	return dropped, failed
+	// counters are shared by every tracer the proxy has (a retired one
+	// still exporting included), so the metrics never go down.
+	counters tracing.Counters
 }
 
 // typeShort names an xDS type for metrics: listener, route, cluster,
@@ -139,34 +135,36 @@ func (p *Proxy) updateTracing(snap *snapshot.Snapshot) {
 	if t := tracingOf(snap); t != nil {
 		want = &tracerConfig{tracing: *t}
 		if c := snap.Clusters[t.Cluster]; c != nil {
-			healthy, degraded := c.Picker.Endpoints()
-			switch {
-			case len(healthy) > 0:
-				want.endpoint = healthy[0].Address
-			case len(degraded) > 0:
-				want.endpoint = degraded[0].Address
+			// Every healthy endpoint (else every degraded one): the
+			// exporter spreads batches over them and fails over.
+			eps, degraded := c.Picker.Endpoints()
+			if len(eps) == 0 {
+				eps = degraded
+			}
+			for _, e := range eps {
+				want.endpoints = append(want.endpoints, e.Address)
 			}
 		}
 	}
 	old := p.tracers.conf
-	if (old == nil && want == nil) || (old != nil && want != nil && *old == *want) {
+	if old.equal(want) {
 		return
 	}
 	p.tracers.conf = want
 	var next *tracing.Tracer
-	if want != nil && want.endpoint == "" {
+	if want != nil && len(want.endpoints) == 0 {
 		// The cluster (or its endpoints) has not arrived yet.
 		p.log.Warn("tracing: the collector's cluster has no endpoint; no spans until it has", "cluster", want.tracing.Cluster)
 	}
-	if want != nil && want.endpoint != "" {
-		tr, err := p.newTracer(want.tracing.Protocol, exportEndpoint(want), want.tracing.Timeout,
+	if want != nil && len(want.endpoints) > 0 {
+		tr, err := p.newTracer(want.tracing.Protocol, exportEndpoints(want), want.tracing.Timeout,
 			want.tracing.SamplePercent/100, want.tracing.ServiceName)
 		if err != nil {
 			p.log.Error("tracing: cannot export", "cluster", want.tracing.Cluster, "error", err)
 		} else {
 			next = tr
 			p.log.Info("tracing: exporting spans", "protocol", want.tracing.Protocol, "cluster", want.tracing.Cluster,
-				"endpoint", want.endpoint, "sample_percent", want.tracing.SamplePercent)
+				"endpoints", strings.Join(want.endpoints, ","), "sample_percent", want.tracing.SamplePercent)
 		}
 	}
 	p.swapTracer(next)
@@ -190,31 +188,52 @@ func tracingOf(snap *snapshot.Snapshot) *xdsresource.Tracing {
 	return best.Tracing
 }
 
-func exportEndpoint(c *tracerConfig) string {
-	if c.tracing.Protocol == xdsresource.TracingHTTP {
-		return "http://" + c.endpoint + c.tracing.Path
+// exportEndpoints are the exporters' endpoints: host:port for gRPC, URLs
+// for HTTP.
+func exportEndpoints(c *tracerConfig) []string {
+	out := make([]string, len(c.endpoints))
+	for i, e := range c.endpoints {
+		out[i] = e
+		if c.tracing.Protocol == xdsresource.TracingHTTP {
+			out[i] = "http://" + e + c.tracing.Path
+		}
 	}
-	return c.endpoint
+	return out
 }
 
-// newTracer builds a tracer exporting to endpoint over protocol (grpc:
-// host:port, h2c; http: a URL).
-func (p *Proxy) newTracer(protocol, endpoint string, timeout time.Duration, rate float64, serviceName string) (*tracing.Tracer, error) {
-	o := tracing.ExporterOptions{Endpoint: endpoint, Timeout: timeout}
-	var (
-		exp tracing.Exporter
-		err error
-	)
-	switch protocol {
-	case xdsresource.TracingHTTP:
-		exp, err = tracing.NewHTTPExporter(o)
-	case xdsresource.TracingGRPC, "":
-		exp, err = tracing.NewGRPCExporter(o)
-	default:
-		err = fmt.Errorf("tracing protocol %q: want grpc or http", protocol)
+// newTracer builds a tracer exporting over protocol to endpoints (grpc:
+// host:port, h2c; http: URLs), batches spread over them round robin with
+// failover when there are several.
+func (p *Proxy) newTracer(protocol string, endpoints []string, timeout time.Duration, rate float64, serviceName string) (*tracing.Tracer, error) {
+	targets := make([]tracing.Target, 0, len(endpoints))
+	for _, endpoint := range endpoints {
+		o := tracing.ExporterOptions{Endpoint: endpoint, Timeout: timeout}
+		var (
+			exp tracing.Exporter
+			err error
+		)
+		switch protocol {
+		case xdsresource.TracingHTTP:
+			exp, err = tracing.NewHTTPExporter(o)
+		case xdsresource.TracingGRPC, "":
+			exp, err = tracing.NewGRPCExporter(o)
+		default:
+			err = fmt.Errorf("tracing protocol %q: want grpc or http", protocol)
+		}
+		if err != nil {
+			return nil, err
+		}
+		targets = append(targets, tracing.Target{Address: endpoint, Exporter: exp})
 	}
-	if err != nil {
-		return nil, err
+	var exp tracing.Exporter
+	if len(targets) == 1 {
+		exp = targets[0].Exporter
+	} else {
+		rr, err := tracing.NewRoundRobin(tracing.RoundRobinOptions{Targets: targets, Logger: p.log.With("component", "tracing")})
+		if err != nil {
+			return nil, err
+		}
+		exp = rr
 	}
 	if serviceName == "" {
 		// The app label (else the workload name), as docs/xds.md says.
@@ -233,7 +252,7 @@ func (p *Proxy) newTracer(protocol, endpoint string, timeout time.Duration, rate
 		res = append(res, tracing.String("service.version", p.self.Version))
 	}
 	return tracing.New(tracing.Options{SampleRate: rate, Exporter: exp, Resource: res, Version: Version,
-		Logger: p.log.With("component", "tracing")}), nil
+		Counters: &p.tracers.counters, Logger: p.log.With("component", "tracing")}), nil
 }
 
 // swapTracer makes next the current tracer (nil: tracing off) and shuts
@@ -244,9 +263,6 @@ func (p *Proxy) swapTracer(next *tracing.Tracer) {
 			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 			defer cancel()
 			_ = old.Shutdown(ctx)
-			st := old.Stats()
-			p.tracers.retiredDropped.Add(st.Dropped)
-			p.tracers.retiredFailed.Add(st.Failed)
 		}()
 	}
 }

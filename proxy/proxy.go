@@ -225,22 +225,16 @@ func New(opts Options) (*Proxy, error) {
 			return nil, fmt.Errorf("proxy: --access-log: %w", err)
 		}
 	}
-	p.metrics.CountFunc("access_log_dropped_total", "Access-log lines dropped because the writer could not keep up.", func() float64 {
-		if p.accessLog == nil {
-			return 0
-		}
-		return float64(p.accessLog.Dropped())
+	p.metrics.ObserveAccessLog(func() metrics.AccessLogCounts {
+		st := p.accessLog.Stats() // zero without an access log
+		return metrics.AccessLogCounts{QueueFull: st.Dropped, WriteError: st.WriteErrors}
 	})
-	p.metrics.CountFunc("spans_dropped_total", "Spans dropped because the export queue was full.", func() float64 {
-		d, _ := p.spansLost()
-		return float64(d)
-	})
-	p.metrics.CountFunc("spans_export_failed_total", "Spans whose export to the OTLP collector failed.", func() float64 {
-		_, f := p.spansLost()
-		return float64(f)
+	p.metrics.ObserveSpans(func() metrics.SpanCounts {
+		st := p.tracers.counters.Stats() // every tracer this proxy had
+		return metrics.SpanCounts{Exported: st.Exported, QueueFull: st.Dropped, ExportFailed: st.Failed}
 	})
 	if o := opts.Tracing; o.Endpoint != "" {
-		tr, err := p.newTracer(o.Protocol, o.Endpoint, 0, o.SampleRate, "")
+		tr, err := p.newTracer(o.Protocol, []string{o.Endpoint}, 0, o.SampleRate, "")
 		if err != nil {
 			p.closeObservers()
 			return nil, fmt.Errorf("proxy: --tracing-endpoint: %w", err)

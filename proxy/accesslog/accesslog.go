@@ -4,8 +4,11 @@
 //
 // Logging never blocks the data path: Log copies the entry into a bounded
 // queue and returns; one goroutine encodes and writes. When the queue is
-// full the entry is dropped and counted (Dropped), so a slow disk or a
-// stalled stdout costs log lines, never latency.
+// full the entry is dropped and counted, so a slow disk or a stalled
+// stdout costs log lines, never latency. A write error loses the lines
+// buffered since the last flush, counted too, and the next lines are
+// tried again (a full disk that frees up gets lines again). Stats has
+// both counts.
 package accesslog
 
 import (
@@ -111,13 +114,14 @@ type Logger struct {
 	flushIv time.Duration
 	maxLen  int
 
-	dropped atomic.Uint64
-	written atomic.Uint64
-	closed  atomic.Bool
-	stop    chan struct{}
-	once    sync.Once
-	done    chan struct{}
-	err     atomic.Pointer[error]
+	dropped     atomic.Uint64
+	written     atomic.Uint64
+	writeErrors atomic.Uint64
+	closed      atomic.Bool
+	stop        chan struct{}
+	once        sync.Once
+	done        chan struct{}
+	err         atomic.Pointer[error]
 }
 
 type fieldFunc func(b []byte, e *Entry, max int) []byte
@@ -206,8 +210,28 @@ func (l *Logger) Log(e *Entry) {
 // Dropped counts entries lost because the queue was full (or after Close).
 func (l *Logger) Dropped() uint64 { return l.dropped.Load() }
 
-// Written counts lines handed to the output.
+// Written counts lines handed to the output (some of which a write error
+// may have lost since: Stats.WriteErrors).
 func (l *Logger) Written() uint64 { return l.written.Load() }
+
+// Stats are a logger's counters.
+type Stats struct {
+	// Written: lines handed to the output.
+	Written uint64
+	// Dropped: entries never queued, the queue being full (or the
+	// logger closed).
+	Dropped uint64
+	// WriteErrors: lines of Written lost to a write error.
+	WriteErrors uint64
+}
+
+// Stats returns the counters. Nil-safe (zero).
+func (l *Logger) Stats() Stats {
+	if l == nil {
+		return Stats{}
+	}
+	return Stats{Written: l.written.Load(), Dropped: l.dropped.Load(), WriteErrors: l.writeErrors.Load()}
+}
 
 // Close writes what is queued, flushes, and closes a file it opened.
 // It returns the first write error, if any. Nil-safe.
@@ -246,19 +270,42 @@ func (l *Logger) run() {
 	tick := time.NewTicker(l.flushIv)
 	defer tick.Stop()
 	var line []byte
+	// pending counts the lines (whole or in part) in w's buffer: those a
+	// failed write loses.
+	var pending uint64
+	lost := func(err error) {
+		err = fmt.Errorf("accesslog: %w", err)
+		l.err.CompareAndSwap(nil, &err) // the first, for Close
+		l.writeErrors.Add(pending)
+		pending = 0
+		// bufio keeps a write error forever: start afresh, so that the
+		// next lines are tried again.
+		w.Reset(l.out)
+	}
 	write := func(e *Entry) {
 		line = l.encode(line[:0], e)
+		before := w.Buffered()
+		l.written.Add(1)
+		pending++
 		if _, err := w.Write(line); err != nil {
-			l.err.CompareAndSwap(nil, &err)
+			lost(err)
 			return
 		}
-		l.written.Add(1)
+		if w.Buffered() != before+len(line) {
+			// The buffer was written out on the way: only this line's
+			// tail, if anything, is left in it.
+			pending = 0
+			if w.Buffered() > 0 {
+				pending = 1
+			}
+		}
 	}
 	flush := func() {
 		if err := w.Flush(); err != nil {
-			err = fmt.Errorf("accesslog: %w", err)
-			l.err.CompareAndSwap(nil, &err)
+			lost(err)
+			return
 		}
+		pending = 0
 	}
 	for {
 		select {

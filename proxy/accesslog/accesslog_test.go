@@ -3,6 +3,7 @@ package accesslog
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -143,4 +144,78 @@ func BenchmarkLog(b *testing.B) {
 		}
 	})
 	l.Close()
+}
+
+// failingWriter fails the writes whose number (from 1) is in fail,
+// writing nothing of them.
+type failingWriter struct {
+	mu   sync.Mutex
+	n    int
+	fail map[int]bool
+	buf  bytes.Buffer
+}
+
+func (w *failingWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.n++
+	if w.fail[w.n] {
+		return 0, errors.New("disk full")
+	}
+	return w.buf.Write(p)
+}
+
+func (w *failingWriter) lines() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return bytes.Count(w.buf.Bytes(), []byte("\n"))
+}
+
+// TestWriteErrorsCounted: a write error loses the lines it held, counted,
+// and the lines after it are written: every line handed to the output is
+// either in it or counted lost.
+func TestWriteErrorsCounted(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		big  bool // lines of about 20 KiB: bufio writes out mid-line
+		fail []int
+	}{
+		{name: "small lines, first flush fails", fail: []int{1}},
+		{name: "small lines, every flush fails", fail: []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20}},
+		{name: "big lines, writes 2 and 5 fail", big: true, fail: []int{2, 5}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := &failingWriter{fail: map[int]bool{}}
+			for _, n := range tc.fail {
+				w.fail[n] = true
+			}
+			l, _ := New(Options{Writer: w, FlushInterval: 5 * time.Millisecond})
+			e := sample()
+			if tc.big {
+				long := strings.Repeat("x", 4096)
+				e.Path, e.Authority, e.UserAgent, e.XForwardedFor, e.RouteName = long, long, long, long, long
+			}
+			const lines = 40
+			for i := range lines {
+				l.Log(e)
+				if i%8 == 7 {
+					time.Sleep(15 * time.Millisecond) // let a flush happen
+				}
+			}
+			err := l.Close()
+			if err == nil || !strings.Contains(err.Error(), "disk full") {
+				t.Errorf("Close = %v, want the write error", err)
+			}
+			st := l.Stats()
+			if st.Written != lines || st.Dropped != 0 {
+				t.Fatalf("stats %+v, want %d written", st, lines)
+			}
+			if st.WriteErrors == 0 || st.WriteErrors == lines && len(tc.fail) < 20 {
+				t.Errorf("%d lines lost to write errors", st.WriteErrors)
+			}
+			if got := uint64(w.lines()) + st.WriteErrors; got != lines {
+				t.Errorf("%d lines in the output + %d lost = %d, want %d", w.lines(), st.WriteErrors, got, lines)
+			}
+		})
+	}
 }

@@ -10,7 +10,8 @@
 //	GET /xds          xDS connection status, versions, ACK/NACK counts
 //	GET /identity     the proxy's SPIFFE ID, certificate serial and expiry, refused peers by reason
 //	GET /metrics      Prometheus metrics (text or OpenMetrics): requests, durations, sizes,
-//	                  TCP connections and bytes, xDS and certificate health, Go runtime
+//	                  TCP connections and bytes, xDS and certificate health, access-log
+//	                  lines and spans lost (by reason), spans exported, Go runtime
 //	                  (see docs/observability.md)
 //
 // /metrics is the one endpoint meant for a scraper elsewhere: bind the

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"hash/fnv"
+	"sync/atomic"
 
 	"github.com/weftmesh/weft/proxy/xdsresource"
 )
@@ -80,6 +81,66 @@ type Done func(Result)
 // returns the function to call with its result (outlier detection).
 // Done must be called exactly once; later calls do nothing.
 func (e *Endpoint) Begin() Done { return e.begin() }
+
+// Attempt is a request in flight on an endpoint, started by Start: Begin
+// without the allocation of a Done function, for the forwarder's hot path.
+// Its zero value is no attempt. An Attempt is used by one goroutine.
+type Attempt struct{ e *Endpoint }
+
+// Start counts a request in flight on the endpoint, as Begin; End must be
+// called with its result.
+func (e *Endpoint) Start() Attempt {
+	if e.host != nil && e.picker != nil {
+		e.host.inFlight.Add(1)
+	}
+	return Attempt{e}
+}
+
+// End reports the attempt's result, as Done; later calls do nothing.
+func (a *Attempt) End(r Result) {
+	e := a.e
+	if e == nil {
+		return
+	}
+	a.e = nil
+	h, p := e.host, e.picker
+	if h == nil || p == nil {
+		return
+	}
+	h.inFlight.Add(-1)
+	if od := p.cfg.Outlier; od != nil {
+		p.state.observe(h, r, od)
+	}
+}
+
+// Slot is one unit of a circuit breaker's limit held by a request
+// (AcquireRequestSlot, AcquireConnectionSlot): the functions AcquireRequest
+// and AcquireConnection return, without their allocations. Its zero value
+// holds nothing. A Slot is used by one goroutine.
+type Slot struct {
+	c *atomic.Int64
+	g *connGate
+}
+
+// Release gives the slot back; later calls do nothing.
+func (s *Slot) Release() {
+	if s.c != nil {
+		s.c.Add(-1)
+		s.c = nil
+	}
+	if s.g != nil {
+		s.g.release()
+		s.g = nil
+	}
+}
+
+// AcquireRequestSlot is AcquireRequest returning a Slot.
+func (p *Picker) AcquireRequestSlot() (Slot, bool) { return p.acquireRequestSlot() }
+
+// AcquireConnectionSlot is AcquireConnection returning a Slot.
+func (p *Picker) AcquireConnectionSlot(ctx context.Context) (Slot, error) {
+	return p.acquireConnectionSlot(ctx)
+}
 
 // PickFor picks an endpoint for a request; nil when there is none to use.
 func (p *Picker) PickFor(r Request) *Endpoint { return p.pickFor(r) }

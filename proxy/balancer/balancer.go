@@ -11,7 +11,8 @@
 // Endpoints are tiered as docs/xds.md says (priority, then how much of the
 // proxy's own locality they share); within a tier the cluster's policy
 // picks: ROUND_ROBIN, RANDOM, LEAST_REQUEST (power of two choices) or
-// RING_HASH (MAGLEV is served by the ring).
+// RING_HASH (MAGLEV is served by the ring), each by the endpoints' EDS
+// load_balancing_weight.
 package balancer
 
 import (
@@ -168,7 +169,7 @@ type Endpoint struct {
 	host   *hostState
 	picker *Picker
 	health xdsresource.HealthStatus
-	weight uint32 // load_balancing_weight, at least 1 (RING_HASH)
+	weight uint32 // load_balancing_weight, at least 1 (every policy)
 }
 
 // Picker picks among a cluster's endpoints. Usable endpoints are the
@@ -201,6 +202,8 @@ type tier struct {
 	healthy, degraded []*Endpoint
 	ringHealthy       *ring
 	ringDegraded      *ring
+	// wHealthy, wDegraded: the lists' weights; nil when equal (pick.go).
+	wHealthy, wDegraded *weights
 }
 
 // NewPicker builds a picker over a cluster's endpoints with the cluster's
@@ -264,6 +267,7 @@ func NewPicker(eps []xdsresource.Endpoint, st *State, cfg Config) *Picker {
 	})
 	for _, k := range keys {
 		t := byKey[k]
+		t.wHealthy, t.wDegraded = newWeights(t.healthy), newWeights(t.degraded)
 		if cfg.hashing() {
 			t.ringHealthy = newRing(t.healthy, cfg.RingMin, cfg.RingMax)
 			t.ringDegraded = newRing(t.degraded, cfg.RingMin, cfg.RingMax)

@@ -35,27 +35,60 @@ func releaser(c *atomic.Int64) func() {
 }
 
 func (p *Picker) acquireRequest() (func(), bool) {
+	slot, ok := p.acquireRequestSlot()
+	if !ok {
+		return nil, false
+	}
+	return slot.releaser(), true
+}
+
+func (p *Picker) acquireRequestSlot() (Slot, bool) {
 	s := p.state
 	if s.requests.Add(1) > limitOr(p.cfg.Limits.MaxRequests, defaultLimit) {
 		s.requests.Add(-1)
 		s.overflow.Add(1)
-		return nil, false
+		return Slot{}, false
 	}
-	return releaser(&s.requests), true
+	return Slot{c: &s.requests}, true
 }
 
 func (p *Picker) acquireConnection(ctx context.Context) (func(), error) {
+	slot, err := p.acquireConnectionSlot(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return slot.releaser(), nil
+}
+
+func (p *Picker) acquireConnectionSlot(ctx context.Context) (Slot, error) {
 	if !p.cfg.HTTP1 {
-		return func() {}, nil
+		return Slot{}, nil
 	}
 	s := p.state
-	release, err := s.conns.acquire(ctx,
+	err := s.conns.acquire(ctx,
 		limitOr(p.cfg.Limits.MaxConnections, defaultLimit),
 		limitOr(p.cfg.Limits.MaxPendingRequests, defaultLimit))
-	if err == ErrOverflow {
-		s.overflow.Add(1)
+	if err != nil {
+		if err == ErrOverflow {
+			s.overflow.Add(1)
+		}
+		return Slot{}, err
 	}
-	return release, err
+	return Slot{g: &s.conns}, nil
+}
+
+// releaser returns a function that releases the slot, once; safe for
+// concurrent use.
+func (s Slot) releaser() func() {
+	if s.c == nil && s.g == nil {
+		return func() {}
+	}
+	var mu sync.Mutex
+	return func() {
+		mu.Lock()
+		s.Release()
+		mu.Unlock()
+	}
 }
 
 func (p *Picker) recordRequest() {
@@ -128,17 +161,18 @@ type connGate struct {
 	waiters []chan struct{}
 }
 
-func (g *connGate) acquire(ctx context.Context, maxConns, maxPending int64) (func(), error) {
+// acquire takes a slot (nil error); the holder calls release.
+func (g *connGate) acquire(ctx context.Context, maxConns, maxPending int64) error {
 	g.mu.Lock()
 	g.max = maxConns
 	if g.active < maxConns && len(g.waiters) == 0 {
 		g.active++
 		g.mu.Unlock()
-		return g.releaser(), nil
+		return nil
 	}
 	if int64(len(g.waiters)) >= maxPending {
 		g.mu.Unlock()
-		return nil, ErrOverflow
+		return ErrOverflow
 	}
 	ch := make(chan struct{})
 	g.waiters = append(g.waiters, ch)
@@ -146,7 +180,7 @@ func (g *connGate) acquire(ctx context.Context, maxConns, maxPending int64) (fun
 
 	select {
 	case <-ch:
-		return g.releaser(), nil
+		return nil
 	case <-ctx.Done():
 	}
 	g.mu.Lock()
@@ -154,22 +188,13 @@ func (g *connGate) acquire(ctx context.Context, maxConns, maxPending int64) (fun
 		if w == ch {
 			g.waiters = append(g.waiters[:i], g.waiters[i+1:]...)
 			g.mu.Unlock()
-			return nil, ctx.Err()
+			return ctx.Err()
 		}
 	}
 	g.mu.Unlock()
 	// Admitted just as ctx ended: pass the slot on.
 	g.release()
-	return nil, ctx.Err()
-}
-
-func (g *connGate) releaser() func() {
-	var done atomic.Bool
-	return func() {
-		if !done.Swap(true) {
-			g.release()
-		}
-	}
+	return ctx.Err()
 }
 
 func (g *connGate) release() {

@@ -1,6 +1,12 @@
 package balancer
 
-import "github.com/weftmesh/weft/proxy/xdsresource"
+import (
+	"math"
+	"math/bits"
+	"sort"
+
+	"github.com/weftmesh/weft/proxy/xdsresource"
+)
 
 // overprovisioning is Envoy's default overprovisioning factor: a tier
 // whose share of healthy endpoints is h takes min(1, 1.4·h) of the traffic
@@ -152,11 +158,14 @@ func (p *Picker) pickFor(r Request) *Endpoint {
 }
 
 // pickIn picks among a tier's healthy (or degraded) endpoints by the
-// cluster's policy; nil when f rejects them all.
+// cluster's policy; nil when f rejects them all. A list whose endpoints'
+// load_balancing_weights differ has weights (w non-nil) and every policy
+// follows them; equal weights take the unweighted path (w nil), the common
+// case, which costs what it did before weights existed.
 func (p *Picker) pickIn(t *tier, degraded bool, r Request, f *filter) *Endpoint {
-	eps, rg := t.healthy, t.ringHealthy
+	eps, rg, w := t.healthy, t.ringHealthy, t.wHealthy
 	if degraded {
-		eps, rg = t.degraded, t.ringDegraded
+		eps, rg, w = t.degraded, t.ringDegraded, t.wDegraded
 	}
 	n := len(eps)
 	if n == 0 {
@@ -167,14 +176,30 @@ func (p *Picker) pickIn(t *tier, degraded bool, r Request, f *filter) *Endpoint 
 		if r.HasHash && rg != nil {
 			return rg.lookup(r.Hash, f)
 		}
-		return walk(eps, int(p.state.rand()%uint64(n)), f)
+		return p.random(eps, w, f)
 	case xdsresource.LBRandom:
-		return walk(eps, int(p.state.rand()%uint64(n)), f)
+		return p.random(eps, w, f)
 	case xdsresource.LBLeastRequest:
+		if w != nil {
+			return p.leastRequestWeighted(eps, w, f)
+		}
 		return p.leastRequest(eps, f)
 	default:
-		return walk(eps, int((p.state.rr.Add(1)-1)%uint64(n)), f)
+		k := p.state.rr.Add(1) - 1
+		if w != nil {
+			return w.endpoint(eps, w.pick(eps, w.rotation(k), k*sqrt2, f))
+		}
+		return walk(eps, int(k%uint64(n)), f)
 	}
+}
+
+// random picks uniformly, or by weight when w is set.
+func (p *Picker) random(eps []*Endpoint, w *weights, f *filter) *Endpoint {
+	if w != nil {
+		x := p.state.rand()
+		return w.endpoint(eps, w.pick(eps, w.point(x), mix(x), f))
+	}
+	return walk(eps, int(p.state.rand()%uint64(len(eps))), f)
 }
 
 // walk returns the first endpoint f accepts from eps[start] on, wrapping.
@@ -216,4 +241,151 @@ func (p *Picker) leastRequest(eps []*Endpoint, f *filter) *Endpoint {
 		return b
 	}
 	return a
+}
+
+// leastRequestWeighted is power of two choices over weighted endpoints:
+// two distinct endpoints are drawn by weight, and the one with fewer
+// requests in flight per unit of weight wins (the first on a tie). With
+// nothing in flight the picks follow the weights exactly; under load an
+// endpoint of weight 2 is expected to hold twice the requests of one of
+// weight 1.
+func (p *Picker) leastRequestWeighted(eps []*Endpoint, w *weights, f *filter) *Endpoint {
+	x := p.state.rand()
+	i := w.pick(eps, w.point(x), mix(x), f)
+	if i < 0 {
+		return nil
+	}
+	a := eps[i]
+	y := p.state.rand()
+	j := w.pick(eps, w.pointExcept(y, i), mix(y), f)
+	if j < 0 || j == i {
+		return a
+	}
+	b := eps[j]
+	// inFlight/weight compared without dividing: b wins when
+	// b.inFlight·a.weight < a.inFlight·b.weight (requests in flight stay
+	// far below 2³¹ and weights below 2³², so the products fit).
+	if uint64(max(0, b.host.inFlight.Load()))*uint64(a.weight) < uint64(max(0, a.host.inFlight.Load()))*uint64(b.weight) {
+		return b
+	}
+	return a
+}
+
+// sqrt2 is frac(√2)·2⁶⁴: k·sqrt2 for k = 0, 1, 2... spreads evenly over
+// [0, 2⁶⁴) (a Weyl sequence), independently of the rotation's points
+// (whose stride is about 1/φ of the range), for the weighted round
+// robin's fallback.
+const sqrt2 = 0x6a09e667f3bcc909
+
+// weights are the cumulative load_balancing_weights of one list of a
+// tier's endpoints, for the weighted picks. Each endpoint owns a span of
+// the points [0, total) as long as its weight. Immutable.
+//
+// Weighted round robin (smooth, as nginx's): the k-th pick takes the
+// point k·step mod total, step being coprime to total and close to
+// total/φ. Every total consecutive picks visit each point once, so each
+// endpoint gets exactly its weight per cycle; and a golden-ratio stride
+// spreads any run of picks evenly over the range (the three-distance
+// theorem), so an endpoint's picks are interleaved with the others'
+// rather than bunched: weights 2, 1 give a b a a b a..., weights 5, 1, 1
+// a a a b a c a. It needs no lock: k is the rotation counter the
+// unweighted round robin uses.
+type weights struct {
+	end   []uint64 // end[i] = w[0] + ... + w[i]
+	total uint64
+	step  uint64 // coprime to total, about total/φ
+}
+
+// newWeights returns the weights of eps, or nil when they are all equal
+// (the unweighted policies are then exact and cheaper).
+func newWeights(eps []*Endpoint) *weights {
+	equal := true
+	for _, e := range eps {
+		equal = equal && e.weight == eps[0].weight
+	}
+	if equal {
+		return nil
+	}
+	w := &weights{end: make([]uint64, len(eps))}
+	for i, e := range eps {
+		w.total += uint64(e.weight)
+		w.end[i] = w.total
+	}
+	w.step = max(1, uint64(float64(w.total)/math.Phi+0.5))
+	for gcd(w.step, w.total) != 1 {
+		w.step++
+	}
+	return w
+}
+
+func gcd(a, b uint64) uint64 {
+	for b != 0 {
+		a, b = b, a%b
+	}
+	return a
+}
+
+// rotation is the point of the k-th weighted round-robin pick.
+func (w *weights) rotation(k uint64) uint64 {
+	hi, lo := bits.Mul64(k%w.total, w.step) // < total², so hi < total
+	_, at := bits.Div64(hi, lo, w.total)
+	return at
+}
+
+// point maps 64 random bits to a point in [0, total).
+func (w *weights) point(x uint64) uint64 {
+	at, _ := bits.Mul64(x, w.total) // ⌊x·total / 2⁶⁴⌋
+	return at
+}
+
+// pointExcept maps 64 random bits to a point outside endpoint skip's span.
+func (w *weights) pointExcept(x uint64, skip int) uint64 {
+	start, size := uint64(0), w.end[skip]
+	if skip > 0 {
+		start, size = w.end[skip-1], w.end[skip]-w.end[skip-1]
+	}
+	at, _ := bits.Mul64(x, w.total-size)
+	if at >= start {
+		at += size
+	}
+	return at
+}
+
+// pick returns the index of the endpoint owning point at. When f rejects
+// that endpoint (ejected, or already tried), the endpoints f accepts
+// share its traffic in proportion to their weights (rather than the next
+// one taking it all): x, 64 bits independent of at, picks among them. -1
+// when f rejects every endpoint.
+func (w *weights) pick(eps []*Endpoint, at, x uint64, f *filter) int {
+	i := sort.Search(len(w.end), func(i int) bool { return w.end[i] > at })
+	if f.ok(eps[i]) {
+		return i
+	}
+	var sum uint64
+	for _, e := range eps {
+		if f.ok(e) {
+			sum += uint64(e.weight)
+		}
+	}
+	if sum == 0 {
+		return -1
+	}
+	at, _ = bits.Mul64(x, sum)
+	for i, e := range eps {
+		if f.ok(e) {
+			if at < uint64(e.weight) {
+				return i
+			}
+			at -= uint64(e.weight)
+		}
+	}
+	return -1 // not reached: at < sum
+}
+
+// endpoint returns eps[i], nil for -1.
+func (w *weights) endpoint(eps []*Endpoint, i int) *Endpoint {
+	if i < 0 {
+		return nil
+	}
+	return eps[i]
 }

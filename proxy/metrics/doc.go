@@ -1,7 +1,8 @@
 // Package metrics is the proxy's Prometheus exposition: Istio-compatible
 // request and TCP metrics (weft_requests_total, weft_request_duration_milliseconds,
 // weft_request_bytes, weft_response_bytes, weft_tcp_*), the proxy's own
-// health (xDS connection, config versions, NACKs, certificate expiry) and
+// health (xDS connection, config versions, NACKs, certificate expiry), the
+// access-log lines and spans it lost, by reason, and
 // the Go runtime and process collectors, all in one private registry
 // served by Handler on the admin listener (GET /metrics).
 //

@@ -220,13 +220,6 @@ func New(self Peer, opts Options) *Metrics {
 	return m
 }
 
-// CountFunc registers a counter read from fn at every scrape
-// (weft_proxy_NAME), for counters kept elsewhere (access-log lines and
-// spans dropped).
-func (m *Metrics) CountFunc(name, help string, fn func() float64) {
-	m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: Namespace, Subsystem: "proxy", Name: name, Help: help}, fn))
-}
-
 // Registry returns the private registry (for tests and extra collectors).
 func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 

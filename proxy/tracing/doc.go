@@ -11,7 +11,9 @@
 //
 // Spans are exported by OTLP, over HTTP (protobuf, POST /v1/traces) or
 // gRPC (TraceService/Export), batched by size and time through a bounded
-// queue: a full queue drops and counts, it never blocks a request. Like
+// queue: a full queue drops and counts, it never blocks a request. With
+// several collector endpoints, RoundRobin sends each batch to the next
+// and fails over when an export fails. Like
 // proxy/xdsclient, this package imports neither grpc-go nor the
 // OpenTelemetry SDK or generated protos (resident memory in every
 // sidecar): the ExportTraceServiceRequest is written with protowire and

@@ -8,10 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -227,3 +229,135 @@ func readFrames(r io.Reader, max uint32) (int, error) {
 		n++
 	}
 }
+
+// Target is one endpoint of a collector's cluster and its exporter.
+type Target struct {
+	Address  string // for logs
+	Exporter Exporter
+}
+
+// RoundRobinOptions configure a RoundRobin.
+type RoundRobinOptions struct {
+	// Targets are the cluster's endpoints, in order; at least one.
+	Targets []Target
+	// MaxAttempts bounds the endpoints one batch is tried on (default 3;
+	// never more than the targets).
+	MaxAttempts int
+	Logger      *slog.Logger
+	now         func() time.Time // tests
+}
+
+// Backoff bounds of an endpoint whose export failed: it is skipped for
+// 1s, then 2s, 4s... up to 30s after consecutive failures, while another
+// endpoint is up.
+const (
+	minBackoff = time.Second
+	maxBackoff = 30 * time.Second
+)
+
+// RoundRobin is an Exporter over every endpoint of a collector's cluster:
+// each batch goes to the next endpoint in turn and, when the export fails
+// in a way another endpoint may not (a transport error, HTTP 429 or 5xx,
+// a retryable gRPC status, as the OTLP specification lists them), to the
+// next one, up to MaxAttempts endpoints. An endpoint whose export failed
+// is skipped for a backoff while another is up, so a dead collector does
+// not cost every other batch a connect timeout. Safe for concurrent use;
+// Export blocks for the attempts it makes, each bounded by its exporter's
+// timeout.
+type RoundRobin struct {
+	targets     []*target
+	maxAttempts int
+	log         *slog.Logger
+	now         func() time.Time
+	next        atomic.Uint64
+}
+
+type target struct {
+	Target
+	fails     atomic.Int64 // consecutive failures
+	downUntil atomic.Int64 // unix ns; skipped before it
+}
+
+// NewRoundRobin returns a RoundRobin over o.Targets.
+func NewRoundRobin(o RoundRobinOptions) (*RoundRobin, error) {
+	if len(o.Targets) == 0 {
+		return nil, errors.New("tracing: no collector endpoint")
+	}
+	if o.MaxAttempts <= 0 {
+		o.MaxAttempts = 3
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.now == nil {
+		o.now = time.Now
+	}
+	r := &RoundRobin{maxAttempts: min(o.MaxAttempts, len(o.Targets)), log: o.Logger, now: o.now}
+	for _, t := range o.Targets {
+		r.targets = append(r.targets, &target{Target: t})
+	}
+	return r, nil
+}
+
+// Export sends the batch to the next endpoint, failing over as the type
+// says. The error is the last endpoint's.
+func (r *RoundRobin) Export(ctx context.Context, request []byte) error {
+	n := len(r.targets)
+	start := int((r.next.Add(1) - 1) % uint64(n))
+	now := r.now().UnixNano()
+	// The endpoints up, in turn from start, then those backing off.
+	order := make([]*target, 0, n)
+	for i := range n {
+		if t := r.targets[(start+i)%n]; t.downUntil.Load() <= now {
+			order = append(order, t)
+		}
+	}
+	for i := range n {
+		if t := r.targets[(start+i)%n]; t.downUntil.Load() > now {
+			order = append(order, t)
+		}
+	}
+	var err error
+	for i, t := range order[:r.maxAttempts] {
+		if i > 0 && ctx.Err() != nil {
+			break
+		}
+		if err = t.Exporter.Export(ctx, request); err == nil {
+			if t.fails.Swap(0) > 0 {
+				t.downUntil.Store(0)
+				r.log.Info("trace collector endpoint is back", "endpoint", t.Address)
+			}
+			return nil
+		}
+		if !Retryable(err) {
+			return err
+		}
+		fails := t.fails.Add(1)
+		backoff := min(maxBackoff, minBackoff<<min(fails-1, 5))
+		t.downUntil.Store(r.now().Add(backoff).UnixNano())
+		r.log.Warn("trace export to a collector endpoint failed", "endpoint", t.Address, "error", err,
+			"failures", fails, "skipped_for", backoff.String())
+	}
+	return err
+}
+
+// Retryable reports whether an export that failed with err is worth
+// trying again, on another endpoint or later: every failure but a refusal
+// whose HTTP status or gRPC code the OTLP specification calls not
+// retryable (a malformed request, an authentication failure...).
+func Retryable(err error) bool {
+	var ee *ExportError
+	if !errors.As(err, &ee) {
+		return true // transport: refused, reset, timed out
+	}
+	if ee.HTTPStatus != 0 {
+		return ee.HTTPStatus == http.StatusTooManyRequests || ee.HTTPStatus >= 500
+	}
+	switch ee.GRPCCode {
+	case 1, 4, 8, 10, 11, 14, 15: // CANCELLED, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, ABORTED, OUT_OF_RANGE, UNAVAILABLE, DATA_LOSS
+		return true
+	}
+	return false
+}
+
+var _ Exporter = (*RoundRobin)(nil)

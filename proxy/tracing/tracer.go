@@ -43,6 +43,11 @@ type Options struct {
 	// QueueSize bounds finished spans waiting for export (default 2048);
 	// past it spans are dropped and counted.
 	QueueSize int
+	// Counters count this tracer's spans; nil: its own. A proxy gives
+	// its successive tracers one Counters, so that the totals outlive a
+	// tracer's replacement (and a retired tracer still exporting keeps
+	// adding to them).
+	Counters *Counters
 	// Version is the proxy's version, sent as the instrumentation scope's.
 	Version string
 	Logger  *slog.Logger
@@ -53,8 +58,20 @@ type Stats struct {
 	Started  uint64 `json:"started"`  // spans started (sampled or not)
 	Sampled  uint64 `json:"sampled"`  // spans recorded
 	Exported uint64 `json:"exported"` // spans sent and accepted
-	Dropped  uint64 `json:"dropped"`  // spans lost to a full queue
-	Failed   uint64 `json:"failed"`   // spans of batches whose export failed
+	Dropped  uint64 `json:"dropped"`  // spans lost to a full queue (or ended after Shutdown)
+	Failed   uint64 `json:"failed"`   // spans of batches whose export failed (on every endpoint tried)
+}
+
+// Counters are span counters, shared by the tracers given them. Safe for
+// concurrent use; the zero value is ready.
+type Counters struct {
+	started, sampled, exported, dropped, failed atomic.Uint64
+}
+
+// Stats returns the counts.
+func (c *Counters) Stats() Stats {
+	return Stats{Started: c.started.Load(), Sampled: c.sampled.Load(), Exported: c.exported.Load(),
+		Dropped: c.dropped.Load(), Failed: c.failed.Load()}
 }
 
 // Tracer starts spans and exports them in batches. Safe for concurrent
@@ -67,8 +84,7 @@ type Tracer struct {
 	stop      chan struct{}
 	done      chan struct{}
 	stopOnce  sync.Once
-
-	started, sampled, exported, dropped, failed atomic.Uint64
+	n         *Counters
 }
 
 // New returns a Tracer and starts its export goroutine (if there is an
@@ -90,7 +106,10 @@ func New(o Options) *Tracer {
 	if math.IsNaN(rate) || rate < 0 {
 		rate = 0
 	}
-	t := &Tracer{opts: o, stop: make(chan struct{}), done: make(chan struct{})}
+	if o.Counters == nil {
+		o.Counters = &Counters{}
+	}
+	t := &Tracer{opts: o, stop: make(chan struct{}), done: make(chan struct{}), n: o.Counters}
 	switch {
 	case rate >= 1:
 		t.all = true
@@ -106,11 +125,9 @@ func New(o Options) *Tracer {
 	return t
 }
 
-// Stats returns the counters.
-func (t *Tracer) Stats() Stats {
-	return Stats{Started: t.started.Load(), Sampled: t.sampled.Load(), Exported: t.exported.Load(),
-		Dropped: t.dropped.Load(), Failed: t.failed.Load()}
-}
+// Stats returns the counters: the tracer's own, or with Options.Counters
+// those of every tracer sharing them.
+func (t *Tracer) Stats() Stats { return t.n.Stats() }
 
 // Span is one request through this proxy. Its methods are nil-safe and
 // must be called from one goroutine (the request's).
@@ -149,10 +166,10 @@ func (t *Tracer) Start(h http.Header, kind Kind, name string, attrs ...Attr) *Sp
 			sp.ctx.Decision = Sampled
 		}
 	}
-	t.started.Add(1)
+	t.n.started.Add(1)
 	Inject(h, sp.ctx, t.opts.AlsoB3)
 	if sp.ctx.Decision == Sampled && t.opts.Exporter != nil {
-		t.sampled.Add(1)
+		t.n.sampled.Add(1)
 		sp.data = &spanData{traceID: sp.ctx.TraceID, spanID: sp.ctx.SpanID, parent: sp.parent, remoteParent: sp.remote,
 			traceState: sp.ctx.TraceState, name: name, kind: kind, start: time.Now().UnixNano()}
 		sp.data.attrs = append(make([]Attr, 0, len(attrs)+8), attrs...)
@@ -223,14 +240,14 @@ func (s *Span) End(status int, attrs ...Attr) {
 func (t *Tracer) enqueue(d *spanData) {
 	select {
 	case <-t.stop:
-		t.dropped.Add(1)
+		t.n.dropped.Add(1)
 		return
 	default:
 	}
 	select {
 	case t.queue <- d:
 	default:
-		t.dropped.Add(1)
+		t.n.dropped.Add(1)
 	}
 }
 
@@ -291,10 +308,10 @@ func (t *Tracer) run() {
 		}
 		buf = appendExportRequest(buf[:0], t.opts.Resource, "weft-proxy", t.opts.Version, batch)
 		if err := t.opts.Exporter.Export(ctx, buf); err != nil {
-			t.failed.Add(uint64(len(batch)))
+			t.n.failed.Add(uint64(len(batch)))
 			t.opts.Logger.Warn("trace export failed", "spans", len(batch), "error", err)
 		} else {
-			t.exported.Add(uint64(len(batch)))
+			t.n.exported.Add(uint64(len(batch)))
 		}
 		clear(batch)
 		batch = batch[:0]
