@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/weftmesh/weft/api/resource"
+	"github.com/weftmesh/weft/api/v1alpha1"
+	"github.com/weftmesh/weft/controlplane/jwks"
 	"github.com/weftmesh/weft/controlplane/model"
 	"github.com/weftmesh/weft/controlplane/status"
 )
@@ -118,7 +120,7 @@ func TestGetTrafficOutput(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rep := status.Compute(st)
+	rep := status.Compute(st, nil)
 	items := map[string][]json.RawMessage{}
 	for _, o := range objs {
 		rep.Fill(o, nil, created.Add(time.Minute))
@@ -135,5 +137,93 @@ func TestGetTrafficOutput(t *testing.T) {
 			}
 			golden(t, "traffic-"+k.Plural+"-"+format, out.Bytes())
 		}
+	}
+}
+
+// keySets answers as the control plane's JWKS fetcher would.
+type keySets map[string]jwks.State
+
+func (k keySets) State(uri string) (jwks.State, bool) {
+	s, ok := k[uri]
+	return s, ok
+}
+
+// TestGetRequestAuthnOutput renders RequestAuthentications with the state
+// of their key sets: fetched, stale (failing, serving the keys fetched
+// before), failed (never fetched), not fetched yet, and inline.
+func TestGetRequestAuthnOutput(t *testing.T) {
+	created := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
+	now := created.Add(90 * time.Minute)
+	nowFunc = func() time.Time { return now }
+	defer func() { nowFunc = time.Now }()
+	const ec = `{"kty":"EC","crv":"P-256","x":"AA","y":"AA"}`
+	objs, err := resource.DecodeYAML("shop", []byte(`apiVersion: weft.dev/v1alpha1
+kind: Service
+metadata: {name: catalog}
+spec: {ports: [{name: http, port: 80}]}
+---
+apiVersion: weft.dev/v1alpha1
+kind: RequestAuthentication
+metadata: {name: users}
+spec:
+  targetRef: {name: catalog}
+  jwtRules:
+  - {issuer: https://idp.example, jwksUri: https://idp.example/jwks.json}
+  - {issuer: https://partner.example, jwks: '{"keys":[`+ec+`]}'}
+---
+apiVersion: weft.dev/v1alpha1
+kind: RequestAuthentication
+metadata: {name: partners}
+spec:
+  jwtRules:
+  - {issuer: https://idp.example, jwksUri: https://idp.example/jwks.json}
+  - {issuer: https://legacy.example, jwksUri: https://legacy.example/keys}
+---
+apiVersion: weft.dev/v1alpha1
+kind: RequestAuthentication
+metadata: {name: new, namespace: billing}
+spec:
+  jwtRules:
+  - {issuer: https://down.example, jwksUri: https://down.example/keys}
+  - {issuer: https://soon.example, jwksUri: https://soon.example/keys}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, o := range objs {
+		if err := resource.Validate(o); err != nil {
+			t.Fatal(err)
+		}
+		o.SetCreationTimestamp(metaTime(created.Add(time.Duration(i) * time.Second)))
+		o.SetGeneration(1)
+	}
+	st, err := model.FromObjects(objs, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := `{"keys":[` + ec + `]}`
+	rep := status.Compute(st, keySets{
+		"https://idp.example/jwks.json": {Set: set, Keys: 1, Fetched: now.Add(-2 * time.Minute), NextAttempt: now.Add(3 * time.Minute)},
+		"https://legacy.example/keys": {Set: set, Keys: 1, Fetched: now.Add(-20 * time.Minute), Err: "status 503 Service Unavailable",
+			FailingSince: now.Add(-15 * time.Minute), NextAttempt: now.Add(time.Minute)},
+		"https://down.example/keys": {Err: `Get "https://down.example/keys": dial tcp 192.0.2.1:443: connect: connection refused`,
+			FailingSince: created, NextAttempt: now.Add(4 * time.Minute)},
+	})
+	k, _ := resource.LookupKind("RequestAuthentication")
+	var items []json.RawMessage
+	for _, o := range objs {
+		if _, ok := o.(*v1alpha1.RequestAuthentication); !ok {
+			continue
+		}
+		rep.Fill(o, nil, created.Add(time.Minute))
+		b, _ := json.Marshal(o)
+		items = append(items, b)
+	}
+	for _, format := range []string{"table", "yaml"} {
+		var out bytes.Buffer
+		if err := printObjects(&out, k, items, format, false); err != nil {
+			t.Fatal(err)
+		}
+		golden(t, "get-requestauthentications-"+format, out.Bytes())
 	}
 }

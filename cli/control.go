@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/weftmesh/weft/controlplane"
+	"github.com/weftmesh/weft/controlplane/jwks"
 	"github.com/weftmesh/weft/controlplane/registry"
 )
 
@@ -68,6 +69,7 @@ under --data-dir; stop with Ctrl-C.`,
 	f.DurationVar(&opts.WorkloadCertTTL, "workload-cert-ttl", 24*time.Hour, "lifetime of workload certificates (renewed at half)")
 	f.DurationVar(&opts.Grace, "registration-grace", registry.DefaultGrace, "how long a disconnected workload keeps its endpoints")
 	f.DurationVar(&opts.Debounce, "debounce", 100*time.Millisecond, "quiet period before a config push")
+	f.DurationVar(&opts.JWKSRefresh, "jwks-refresh", jwks.DefaultRefresh, "how often a RequestAuthentication jwksUri is fetched again (and the longest wait between retries while it fails)")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&logFormat, "log-format", "text", "text or json")
 	return cmd

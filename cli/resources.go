@@ -152,8 +152,10 @@ func newGetCmd(g *globals) *cobra.Command {
 registered workloads or connected proxies. Without -n, lists every namespace.
 
 Routes show whether their parent Service accepted them (ACCEPTED) and whether every
-backend exists (RESOLVED); TrafficPolicies whether they apply (ACCEPTED). Anything not
-honoured is listed below the table with its reason; -o yaml shows the full status.`,
+backend exists (RESOLVED); policies whether they apply (ACCEPTED); RequestAuthentications
+the state of each issuer's key set (JWKS: ok, pending, failed, no usable keys, or stale
+while fetching fails and the keys fetched before are served). Anything not honoured is
+listed below the table with its reason; -o yaml shows the full status.`,
 		Example: "  weft get services\n  weft get httproute catalog-canary -n shop -o yaml\n  weft get workloads",
 		Args:    cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -360,20 +362,22 @@ func printObjects(w io.Writer, k *resource.Kind, items []json.RawMessage, output
 				action, len(p.Spec.Rules), acc, age(now, p.CreationTimestamp.Time))
 		}
 	case "RequestAuthentication":
-		fmt.Fprintln(tw, "NAMESPACE\tNAME\tTARGET\tISSUERS\tACCEPTED\tAGE")
+		fmt.Fprintln(tw, "NAMESPACE\tNAME\tTARGET\tISSUERS\tACCEPTED\tJWKS\tAGE")
 		for _, raw := range items {
 			var r v1alpha1.RequestAuthentication
 			if err := json.Unmarshal(raw, &r); err != nil {
 				return err
 			}
-			acc, n := ancestorsAccepted("requestauthentication", r.Namespace, r.Name, r.Status)
+			acc, n := ancestorsAccepted("requestauthentication", r.Namespace, r.Name, r.Status.PolicyStatus)
+			notes = append(notes, n...)
+			_, n = ancestorsCondition("ResolvedRefs", "requestauthentication", r.Namespace, r.Name, r.Status.PolicyStatus)
 			notes = append(notes, n...)
 			var issuers []string
 			for _, j := range r.Spec.JWTRules {
 				issuers = append(issuers, j.Issuer)
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Namespace, r.Name, authzTargetLabel(r.Namespace, r.Spec.TargetRef),
-				orNone(issuers), acc, age(now, r.CreationTimestamp.Time))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Namespace, r.Name, authzTargetLabel(r.Namespace, r.Spec.TargetRef),
+				orNone(issuers), acc, jwksLabel(now, r.Status.JWKS), age(now, r.CreationTimestamp.Time))
 		}
 	case "MeshConfig":
 		fmt.Fprintln(tw, "NAMESPACE\tNAME\tTRACING\tDEFAULT-ACTION\tAUTHORIZERS\tAGE")
@@ -528,11 +532,46 @@ func authzTargetLabel(namespace string, t *v1alpha1.AuthzTargetRef) string {
 // ancestorsAccepted is the Accepted condition of a policy status, and a
 // note when it is not True.
 func ancestorsAccepted(kind, namespace, name string, st gatewayv1.PolicyStatus) (string, []string) {
+	return ancestorsCondition("Accepted", kind, namespace, name, st)
+}
+
+// jwksLabel is the state of each key set of a RequestAuthentication, in
+// the order of its issuers: ok, pending, failed, no usable keys, or
+// stale (fetch failing for AGE) while the last keys fetched are served.
+func jwksLabel(now time.Time, sets []v1alpha1.JWKSStatus) string {
+	if len(sets) == 0 {
+		return "Unknown"
+	}
+	out := make([]string, 0, len(sets))
+	for _, s := range sets {
+		switch s.State {
+		case v1alpha1.JWKSReady:
+			out = append(out, "ok")
+		case v1alpha1.JWKSStale:
+			since := time.Time{}
+			if s.FailingSince != nil {
+				since = s.FailingSince.Time
+			}
+			out = append(out, "stale (fetch failing for "+age(now, since)+")")
+		case v1alpha1.JWKSFailed:
+			out = append(out, "failed")
+		case v1alpha1.JWKSNoUsableKeys:
+			out = append(out, "no usable keys")
+		default:
+			out = append(out, strings.ToLower(s.State))
+		}
+	}
+	return strings.Join(out, ",")
+}
+
+// ancestorsCondition is a condition of a policy status, and a note when
+// it is not True.
+func ancestorsCondition(typ, kind, namespace, name string, st gatewayv1.PolicyStatus) (string, []string) {
 	acc := "Unknown"
 	var notes []string
 	for _, a := range st.Ancestors {
 		for _, c := range a.Conditions {
-			if c.Type != "Accepted" {
+			if c.Type != typ {
 				continue
 			}
 			acc = conditionLabel(c)

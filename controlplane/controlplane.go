@@ -65,7 +65,11 @@ type Options struct {
 	// TelemetryWindow is how much traffic history `weft stat` can see
 	// (telemetry.DefaultWindow).
 	TelemetryWindow time.Duration
-	Logger          *slog.Logger
+	// JWKSRefresh is how often each RequestAuthentication jwksUri is
+	// fetched again, and the longest wait between retries of a failing one
+	// (jwks.DefaultRefresh).
+	JWKSRefresh time.Duration
+	Logger      *slog.Logger
 	// Ready, if set, is called once the listeners are bound.
 	Ready func(Addresses)
 }
@@ -153,6 +157,7 @@ func Run(ctx context.Context, opts Options) error {
 	// Key sets of RequestAuthentication jwksUri, fetched here and inlined
 	// into the proxies' config; a change pushes.
 	keySets := jwks.New(ctx, jwks.Options{
+		Refresh:  opts.JWKSRefresh,
 		OnChange: func() { xdsServer.Trigger() },
 		Logger:   log.With("component", "jwks"),
 	})
@@ -287,6 +292,7 @@ func Run(ctx context.Context, opts Options) error {
 				IssuerAddr: issLis.Addr().String(), XDSAddr: xdsLis.Addr().String()},
 			OnBundleChange: func() { serving.reissue(); xdsServer.Trigger() },
 			Telemetry:      tel.APIHandler(),
+			KeySets:        keySets,
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 	}

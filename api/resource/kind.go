@@ -227,6 +227,6 @@ func ClearStatus(o Object) {
 	case *v1alpha1.AuthorizationPolicy:
 		v.Status = gatewayv1.PolicyStatus{}
 	case *v1alpha1.RequestAuthentication:
-		v.Status = gatewayv1.PolicyStatus{}
+		v.Status = v1alpha1.RequestAuthenticationStatus{}
 	}
 }

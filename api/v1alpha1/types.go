@@ -423,7 +423,51 @@ type RequestAuthentication struct {
 	metav1.ObjectMeta `json:"metadata,omitempty"`
 	Spec              RequestAuthenticationSpec `json:"spec"`
 	// Status is computed by the control plane when the object is read.
-	Status gatewayv1.PolicyStatus `json:"status,omitempty"`
+	Status RequestAuthenticationStatus `json:"status,omitempty"`
+}
+
+// RequestAuthenticationStatus is the Gateway API policy status (one
+// ancestor, conditions Accepted and ResolvedRefs) and the state of each
+// rule's key set.
+type RequestAuthenticationStatus struct {
+	gatewayv1.PolicyStatus `json:",inline"`
+	// JWKS holds one entry per jwtRule, in order.
+	JWKS []JWKSStatus `json:"jwks,omitempty"`
+}
+
+// Key set states of a JWKSStatus.
+const (
+	// JWKSReady: the key set is fetched (or inline) and has keys usable
+	// with the rule's algorithms.
+	JWKSReady = "Ready"
+	// JWKSStale: fetching fails; the keys fetched before are served.
+	JWKSStale = "Stale"
+	// JWKSFailed: never fetched; the issuer's tokens are refused (401).
+	JWKSFailed = "Failed"
+	// JWKSPending: not fetched yet (the first attempt has not ended).
+	JWKSPending = "Pending"
+	// JWKSNoUsableKeys: no key of the set suits the rule's algorithms;
+	// the issuer's tokens are refused (401).
+	JWKSNoUsableKeys = "NoUsableKeys"
+)
+
+// JWKSStatus is the state of one jwtRule's key set.
+type JWKSStatus struct {
+	Issuer string `json:"issuer"`
+	// JWKSURI is the rule's jwksUri ("" for an inline jwks).
+	JWKSURI string `json:"jwksUri,omitempty"`
+	// State is Ready, Stale, Failed, Pending or NoUsableKeys.
+	State string `json:"state"`
+	// Keys is the number of keys served that suit the rule's algorithms.
+	Keys int `json:"keys"`
+	// FetchedAt is the last successful fetch of jwksUri.
+	FetchedAt *metav1.Time `json:"fetchedAt,omitempty"`
+	// FailingSince is the first failed fetch since the last success;
+	// Error the last failure.
+	FailingSince *metav1.Time `json:"failingSince,omitempty"`
+	Error        string       `json:"error,omitempty"`
+	// NextAttempt is when the control plane fetches jwksUri again.
+	NextAttempt *metav1.Time `json:"nextAttempt,omitempty"`
 }
 
 // RequestAuthenticationSpec is the scope and the accepted issuers.

@@ -76,7 +76,11 @@ type Options struct {
 	// Telemetry, when set, serves GET /v1/stats, /v1/tap and
 	// /v1/prometheus/targets (controlplane/telemetry's APIHandler).
 	Telemetry http.Handler
-	Logger    *slog.Logger
+	// KeySets tells how fetching each RequestAuthentication jwksUri
+	// goes (controlplane/jwks's Fetcher), for their status; nil: every
+	// jwksUri shows as not fetched yet.
+	KeySets status.KeySets
+	Logger  *slog.Logger
 }
 
 // Handler serves the API. It is safe for concurrent use.
@@ -233,7 +237,7 @@ func (h *Handler) report(ctx context.Context, k *resource.Kind) *status.Report {
 		h.opts.Logger.Error("status: building the model", "error", err)
 		return nil
 	}
-	return status.Compute(st)
+	return status.Compute(st, h.opts.KeySets)
 }
 
 // withStatus returns the stored object with its resourceVersion and, for

@@ -135,3 +135,18 @@ func (r *Report) authzStatus(key, kind, namespace, name string, t *v1alpha1.Auth
 		Conditions:     []metav1.Condition{tr.condition(key, c, generation, now)},
 	}}}
 }
+
+// requestAuthnStatus is a RequestAuthentication's status: conditions
+// Accepted and ResolvedRefs (its key sets), and the state of each key set.
+func (r *Report) requestAuthnStatus(key string, ra *v1alpha1.RequestAuthentication, tr *Transitions, now time.Time) v1alpha1.RequestAuthenticationStatus {
+	out := v1alpha1.RequestAuthenticationStatus{
+		PolicyStatus: r.authzStatus(key, "RequestAuthentication", ra.Namespace, ra.Name, ra.Spec.TargetRef, ra.Generation, tr, now),
+	}
+	c, sets, ok := r.RequestAuthn(ra.Namespace, ra.Name)
+	if !ok || len(out.Ancestors) != 1 {
+		return out
+	}
+	out.Ancestors[0].Conditions = append(out.Ancestors[0].Conditions, tr.condition(key, c, ra.Generation, now))
+	out.JWKS = jwksStatus(sets)
+	return out
+}

@@ -71,7 +71,7 @@ func TestAuthzStatus(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rep := status.Compute(st)
+	rep := status.Compute(st, nil)
 	for _, tc := range []struct {
 		kind, ns, name string
 		ok             bool

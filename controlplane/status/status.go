@@ -1,11 +1,13 @@
-// Package status computes what the mesh makes of each route and
-// TrafficPolicy — whether it is accepted, whether its references resolve —
-// from a model.State, and writes it as the Gateway API's status
-// (route status.parents[], policy status.ancestors[]).
+// Package status computes what the mesh makes of each route and policy —
+// whether it is accepted, whether its references resolve — from a
+// model.State, and writes it as the Gateway API's status (route
+// status.parents[], policy status.ancestors[]). A RequestAuthentication's
+// references are its key sets: whether each jwksUri is fetched (from the
+// control plane's fetcher, KeySets) and holds keys its rule can use.
 //
-// Compute is a pure function of the State; a Report is immutable and safe
-// for concurrent use. Transitions remembers when each condition last
-// changed and is safe for concurrent use.
+// Compute is a pure function of the State and of the KeySets' answers; a
+// Report is immutable and safe for concurrent use. Transitions remembers
+// when each condition last changed and is safe for concurrent use.
 package status
 
 import (
@@ -51,6 +53,10 @@ type Report struct {
 	// authz holds AuthorizationPolicies and RequestAuthentications by
 	// kind/namespace/name.
 	authz map[string]Condition
+	// keyConds and keySets hold the ResolvedRefs condition and the key
+	// sets of RequestAuthentications, by kind/namespace/name.
+	keyConds map[string]Condition
+	keySets  map[string][]KeySet
 }
 
 func routeKey(kind, namespace, name string) string { return kind + "/" + namespace + "/" + name }
@@ -67,9 +73,12 @@ func (r *Report) Policy(namespace, name string) (Condition, bool) {
 	return c, ok
 }
 
-// Compute derives the status of every route and policy of st.
-func Compute(st *model.State) *Report {
-	rep := &Report{routes: map[string][]Parent{}, policies: map[string]Condition{}, authz: map[string]Condition{}}
+// Compute derives the status of every route and policy of st. keys
+// tells the state of the key sets fetched for RequestAuthentications
+// (nil: none fetched yet).
+func Compute(st *model.State, keys KeySets) *Report {
+	rep := &Report{routes: map[string][]Parent{}, policies: map[string]Condition{}, authz: map[string]Condition{},
+		keyConds: map[string]Condition{}, keySets: map[string][]KeySet{}}
 	for _, r := range st.Routes {
 		kind := r.Kind
 		if kind == "" {
@@ -99,6 +108,7 @@ func Compute(st *model.State) *Report {
 	}
 	computePolicies(st, rep)
 	computeAuthz(st, rep)
+	computeKeySets(st, keys, rep)
 	return rep
 }
 
@@ -373,7 +383,7 @@ func (r *Report) Fill(o resource.Object, t *Transitions, now time.Time) {
 	case *v1alpha1.AuthorizationPolicy:
 		v.Status = r.authzStatus(key, "AuthorizationPolicy", v.Namespace, v.Name, v.Spec.TargetRef, v.Generation, t, now)
 	case *v1alpha1.RequestAuthentication:
-		v.Status = r.authzStatus(key, "RequestAuthentication", v.Namespace, v.Name, v.Spec.TargetRef, v.Generation, t, now)
+		v.Status = r.requestAuthnStatus(key, v, t, now)
 	case *v1alpha1.TrafficPolicy:
 		c, ok := r.Policy(v.Namespace, v.Name)
 		if !ok {

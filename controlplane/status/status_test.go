@@ -87,7 +87,7 @@ func TestCompute(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rep := status.Compute(st)
+	rep := status.Compute(st, nil)
 	cond := func(c status.Condition) string {
 		return map[bool]string{true: "True", false: "False"}[c.OK] + "/" + c.Reason
 	}
