@@ -189,6 +189,15 @@ spec:
   action: ALLOW
   rules:
   - from: [{source: {principals: ["`+spiffe("shop", "web")+`"]}}]
+---
+apiVersion: weft.dev/v1alpha1
+kind: AuthorizationPolicy
+metadata: {name: db-audit, namespace: shop}
+spec:
+  targetRef: {kind: Service, name: db}
+  action: AUDIT
+  rules:
+  - from: [{source: {namespaces: [shop]}}]
 `)
 	catalog := startSidecar(t, cp, sidecarOpts{workload: "catalog-1", namespace: "shop", identity: "catalog",
 		labels: []string{"app=catalog"}, appPort: app.port(t)})
@@ -278,6 +287,19 @@ spec:
 		if n := metricSum(t, dbSide, "weft_authz_denied_total", nil); n < 1 {
 			t.Fatalf("TCP denial not counted: %v", n)
 		}
+		// AUDIT on a TCP port: web's allowed connections are logged and
+		// counted, never blocked.
+		if got := metricSum(t, dbSide, "weft_authz_audit_total", map[string]string{"policy": "db-audit"}); got < 1 {
+			t.Fatalf("weft_authz_audit_total{policy=~db-audit} = %v", got)
+		}
+		waitFor(t, "TCP audit log line", 5*time.Second, func() error {
+			for _, line := range strings.Split(dbSide.output(), "\n") {
+				if strings.Contains(line, "authz audit") && strings.Contains(line, "db-audit") && strings.Contains(line, spiffe("shop", "web")) {
+					return nil
+				}
+			}
+			return fmt.Errorf("no 'authz audit' line naming db-audit and web in the db sidecar's log")
+		})
 	})
 }
 

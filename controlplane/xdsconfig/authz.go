@@ -41,8 +41,8 @@ import (
 //	envoy.filters.http.rbac        ALLOW (any ALLOW policy, or defaultAction DENY)
 //	envoy.filters.http.rbac        AUDIT (shadow LOG)
 //
-// TCP inbound chains get envoy.filters.network.rbac DENY then ALLOW before
-// tcp_proxy, with L4 fields only: on a TCP port an ALLOW or AUDIT rule
+// TCP inbound chains get envoy.filters.network.rbac DENY, ALLOW, then
+// AUDIT (shadow LOG) before tcp_proxy, with L4 fields only: on a TCP port an ALLOW or AUDIT rule
 // using an L7 field matches nothing, a DENY (or CUSTOM, which cannot be
 // asked over TCP) rule is kept without its L7 fields, so it denies more
 // (Istio's behaviour).
@@ -160,6 +160,13 @@ func (g *Generation) authzFor(w *model.Workload, in model.InboundPort) inboundAu
 		}
 		if allowOn {
 			out.tcp = append(out.tcp, networkRBAC(prefix, &rbacv3.RBAC{Action: rbacv3.RBAC_ALLOW, Policies: allow}))
+		}
+		if anyAudit && len(audit) > 0 {
+			out.tcp = append(out.tcp, &listenerv3.Filter{
+				Name: NetworkFilterRBAC,
+				ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: mustAny(&netrbacv3.RBAC{
+					StatPrefix: prefix, ShadowRules: &rbacv3.RBAC{Action: rbacv3.RBAC_LOG, Policies: audit}})},
+			})
 		}
 		return out
 	}
